@@ -1,0 +1,380 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * virtio-mem glue to the memory-hotplug core.
+ *
+ * Unplugged sub-blocks of an added memory block must never reach the page
+ * allocator. The online-page callback hands only plugged sub-blocks to the
+ * buddy and marks the rest PageOffline; the memory notifier lets such blocks
+ * be offlined anyway (their pages are skipped), keeps the driver's view of
+ * each block in step with sysfs, and refuses to online a block the driver is
+ * removing.
+ *
+ * Lock order: mem_hotplug_lock (core) -> vm->hp_lock. The driver never calls
+ * into the hotplug core with hp_lock held.
+ */
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/mm.h>
+#include <linux/page_ref.h>
+#include <linux/rculist.h>
+
+#include "virtio_mem_dev.h"
+
+#define VMEM_RES_NAME "System RAM (virtio_mem)"
+
+static LIST_HEAD(vmem_devices);
+static DEFINE_MUTEX(vmem_devices_lock);
+
+static unsigned long vmem_sb_pages(const struct vmem *vm)
+{
+	return PHYS_PFN(vm->sb_size);
+}
+
+/* The device whose usable memory blocks contain @pfn; RCU held. */
+static struct vmem *vmem_find(unsigned long pfn)
+{
+	u64 addr = PFN_PHYS(pfn);
+	struct vmem *vm;
+
+	list_for_each_entry_rcu(vm, &vmem_devices, list) {
+		u64 start = vmem_mb_addr(vm, 0);
+
+		if (addr >= start && addr - start < vm->sbm.nr_mbs * vm->mb_size)
+			return vm;
+	}
+	return NULL;
+}
+
+static void vmem_pages_set_offline(unsigned long pfn, unsigned long nr)
+{
+	unsigned long i;
+
+	page_offline_begin();
+	for (i = 0; i < nr; i++) {
+		struct page *page = pfn_to_page(pfn + i);
+
+		/* Not reserved: offlining may skip it, see notifier. */
+		__ClearPageReserved(page);
+		__SetPageOffline(page);
+	}
+	page_offline_end();
+}
+
+/* Hand pfn-aligned, power-of-two sized chunks to the buddy. */
+static void vmem_pages_to_buddy(unsigned long pfn, unsigned long nr)
+{
+	while (nr) {
+		unsigned int order = min_t(unsigned int, MAX_ORDER - 1,
+					   min(__ffs(pfn), __fls(nr)));
+
+		generic_online_page(pfn_to_page(pfn), order);
+		pfn += 1UL << order;
+		nr -= 1UL << order;
+	}
+}
+
+/*
+ * Called by the core while onlining, between MEM_GOING_ONLINE and
+ * MEM_ONLINE, so the bitmap of the block cannot change underneath.
+ */
+static void vmem_online_page_cb(struct page *page, unsigned int order)
+{
+	unsigned long pfn = page_to_pfn(page);
+	unsigned long end = pfn + (1UL << order);
+	struct vmem *vm;
+
+	rcu_read_lock();
+	vm = vmem_find(pfn);
+	if (!vm) {
+		rcu_read_unlock();
+		generic_online_page(page, order);
+		return;
+	}
+
+	while (pfn < end) {
+		unsigned long sb_pages = vmem_sb_pages(vm);
+		u64 off = PFN_PHYS(pfn) - vmem_mb_addr(vm, 0);
+		unsigned long mb = div64_u64(off, vm->mb_size);
+		unsigned int sb = div64_u64(off - mb * vm->mb_size, vm->sb_size);
+		unsigned long nr = min(end - pfn, sb_pages - (pfn & (sb_pages - 1)));
+
+		if (vmem_sbm_test(&vm->sbm, mb, sb, 1, true))
+			vmem_pages_to_buddy(pfn, nr);
+		else
+			vmem_pages_set_offline(pfn, nr);
+		pfn += nr;
+	}
+	rcu_read_unlock();
+}
+
+/**
+ * vmem_mm_online_pages() - give newly plugged sub-blocks of an online block
+ *	to the buddy
+ * @vm: the device
+ * @mb: memory block index, online
+ * @sb: first sub-block
+ * @nr: number of sub-blocks
+ *
+ * Caller holds hp_lock and has marked the sub-blocks plugged.
+ */
+void vmem_mm_online_pages(struct vmem *vm, unsigned long mb, unsigned int sb,
+			  unsigned int nr)
+{
+	unsigned long pfn = PHYS_PFN(vmem_sb_addr(vm, mb, sb));
+	unsigned long nr_pages = nr * vmem_sb_pages(vm);
+	unsigned long i;
+
+	page_offline_begin();
+	for (i = 0; i < nr_pages; i++)
+		__ClearPageOffline(pfn_to_page(pfn + i));
+	page_offline_end();
+	vmem_pages_to_buddy(pfn, nr_pages);
+}
+
+/*
+ * Offlining needs every page free or skippable: drop our reference to the
+ * pages of unplugged sub-blocks (refcount 0 + PageOffline = skipped), and
+ * count them as managed so the core can subtract the whole block.
+ */
+static void vmem_unplugged_pages_adjust(struct vmem *vm, unsigned long mb,
+					bool going_offline)
+{
+	unsigned long sb_pages = vmem_sb_pages(vm);
+	unsigned int sb = 0, nr;
+
+	while (vmem_sbm_next_run(&vm->sbm, mb, sb, false, &sb, &nr)) {
+		unsigned long pfn = PHYS_PFN(vmem_sb_addr(vm, mb, sb));
+		unsigned long nr_pages = nr * sb_pages;
+		unsigned long i;
+
+		if (going_offline) {
+			adjust_managed_page_count(pfn_to_page(pfn), nr_pages);
+			for (i = 0; i < nr_pages; i++)
+				page_ref_dec(pfn_to_page(pfn + i));
+		} else {
+			for (i = 0; i < nr_pages; i++)
+				page_ref_inc(pfn_to_page(pfn + i));
+			adjust_managed_page_count(pfn_to_page(pfn), -nr_pages);
+		}
+		sb += nr;
+	}
+}
+
+static void vmem_hp_lock(struct vmem *vm)
+{
+	mutex_lock(&vm->hp_lock);
+	vm->hp_locked = true;
+}
+
+static void vmem_hp_unlock(struct vmem *vm)
+{
+	if (vm->hp_locked) {
+		vm->hp_locked = false;
+		mutex_unlock(&vm->hp_lock);
+	}
+}
+
+static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
+			  void *arg)
+{
+	struct vmem *vm = container_of(nb, struct vmem, memory_nb);
+	struct memory_notify *mhp = arg;
+	u64 start = PFN_PHYS(mhp->start_pfn);
+	u64 first = vmem_mb_addr(vm, 0);
+	unsigned long mb;
+	int rc = NOTIFY_OK;
+
+	if (start < first || start - first >= vm->sbm.nr_mbs * vm->mb_size)
+		return NOTIFY_OK;
+	/* The core notifies one memory block at a time. */
+	if (WARN_ON_ONCE(PFN_PHYS(mhp->nr_pages) != vm->mb_size))
+		return NOTIFY_BAD;
+	mb = div64_u64(start - first, vm->mb_size);
+
+	switch (action) {
+	case MEM_GOING_ONLINE:
+		vmem_hp_lock(vm);
+		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_REMOVING) {
+			dev_warn_ratelimited(&vm->vdev->dev,
+					     "memory block %llu is being removed: refusing to online it\n",
+					     div64_u64(start, vm->mb_size));
+			vmem_hp_unlock(vm);
+			rc = NOTIFY_BAD;
+		}
+		break;
+	case MEM_GOING_OFFLINE:
+		vmem_hp_lock(vm);
+		vmem_unplugged_pages_adjust(vm, mb, true);
+		break;
+	case MEM_ONLINE:
+		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_OFFLINE)
+			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_ONLINE);
+		vmem_hp_unlock(vm);
+		/* Onlining may unblock plugging held back by the offline cap. */
+		if (READ_ONCE(vm->waiting_online))
+			vmem_queue_work(vm);
+		break;
+	case MEM_OFFLINE:
+		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_ONLINE)
+			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_OFFLINE);
+		vmem_hp_unlock(vm);
+		break;
+	case MEM_CANCEL_OFFLINE:
+		if (vm->hp_locked)
+			vmem_unplugged_pages_adjust(vm, mb, false);
+		vmem_hp_unlock(vm);
+		break;
+	case MEM_CANCEL_ONLINE:
+		vmem_hp_unlock(vm);
+		break;
+	default:
+		break;
+	}
+	return rc;
+}
+
+/**
+ * vmem_mm_add() - add memory block @mb to Linux as driver-managed RAM
+ * @vm: the device
+ * @mb: memory block index, state VMEM_MB_UNUSED, sub-blocks already plugged
+ *
+ * The block may get onlined right away by the online policy; the notifier
+ * then moves it to VMEM_MB_ONLINE.
+ *
+ * Return: 0 or the error of add_memory_driver_managed().
+ */
+int vmem_mm_add(struct vmem *vm, unsigned long mb)
+{
+	int rc;
+
+	vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_OFFLINE);
+	rc = add_memory_driver_managed(vm->mgid, vmem_mb_addr(vm, mb),
+				       vm->mb_size, VMEM_RES_NAME,
+				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID);
+	if (rc) {
+		vm->stats.add_failures++;
+		vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_UNUSED);
+		dev_warn_ratelimited(&vm->vdev->dev,
+				     "adding memory block at 0x%llx failed: %d\n",
+				     vmem_mb_addr(vm, mb), rc);
+	}
+	return rc;
+}
+
+/**
+ * vmem_mm_remove_offline() - remove offline memory block @mb from Linux
+ * @vm: the device
+ * @mb: memory block index
+ *
+ * The block is marked VMEM_MB_REMOVING first, so that nobody onlines it
+ * meanwhile. Its sub-blocks stay marked plugged: the caller unplugs them.
+ *
+ * Return: 0; -EBUSY if the block is not offline; the error of
+ * remove_memory(), with the block back in its earlier state.
+ */
+int vmem_mm_remove_offline(struct vmem *vm, unsigned long mb)
+{
+	int rc;
+
+	mutex_lock(&vm->hp_lock);
+	if (vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_OFFLINE) {
+		mutex_unlock(&vm->hp_lock);
+		return -EBUSY;
+	}
+	vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_REMOVING);
+	mutex_unlock(&vm->hp_lock);
+
+	rc = remove_memory(vmem_mb_addr(vm, mb), vm->mb_size);
+
+	mutex_lock(&vm->hp_lock);
+	vmem_sbm_set_state(&vm->sbm, mb, rc ? VMEM_MB_OFFLINE : VMEM_MB_UNUSED);
+	mutex_unlock(&vm->hp_lock);
+	if (rc)
+		dev_warn(&vm->vdev->dev,
+			 "removing memory block at 0x%llx failed: %d\n",
+			 vmem_mb_addr(vm, mb), rc);
+	return rc;
+}
+
+/**
+ * vmem_mm_region_in_use() - whether Linux has RAM inside a range
+ * @addr: start
+ * @size: length
+ *
+ * Memory a previous instance of the driver left online is still in use:
+ * it must not be unplugged behind the kernel's back.
+ *
+ * Return: true if any System RAM intersects the range.
+ */
+bool vmem_mm_region_in_use(u64 addr, u64 size)
+{
+	return region_intersects(addr, size, IORESOURCE_SYSTEM_RAM,
+				 IORES_DESC_NONE) != REGION_DISJOINT;
+}
+
+/**
+ * vmem_mm_register() - hook @vm into memory hotplug
+ * @vm: the device, geometry and bookkeeping set up
+ *
+ * Registers the memory group, the memory notifier and, for the first
+ * device, the online-page callback.
+ *
+ * Return: 0 or a negative error, with nothing left registered.
+ */
+int vmem_mm_register(struct vmem *vm)
+{
+	int rc;
+
+	vm->mgid = memory_group_register_dynamic(vm->nid,
+						 PHYS_PFN(vm->mb_size));
+	if (vm->mgid < 0)
+		return vm->mgid;
+
+	vm->memory_nb.notifier_call = vmem_memory_cb;
+	rc = register_memory_notifier(&vm->memory_nb);
+	if (rc)
+		goto err_group;
+
+	mutex_lock(&vmem_devices_lock);
+	if (list_empty(&vmem_devices)) {
+		rc = set_online_page_callback(vmem_online_page_cb);
+		if (rc) {
+			mutex_unlock(&vmem_devices_lock);
+			dev_err(&vm->vdev->dev,
+				"the online-page callback is taken by another driver\n");
+			goto err_notifier;
+		}
+	}
+	list_add_rcu(&vm->list, &vmem_devices);
+	mutex_unlock(&vmem_devices_lock);
+	return 0;
+
+err_notifier:
+	unregister_memory_notifier(&vm->memory_nb);
+err_group:
+	memory_group_unregister(vm->mgid);
+	return rc;
+}
+
+/**
+ * vmem_mm_unregister() - undo vmem_mm_register()
+ * @vm: the device
+ *
+ * If memory of the device is still added, the memory group stays
+ * registered (the core refuses to drop a group in use).
+ */
+void vmem_mm_unregister(struct vmem *vm)
+{
+	mutex_lock(&vmem_devices_lock);
+	list_del_rcu(&vm->list);
+	if (list_empty(&vmem_devices))
+		restore_online_page_callback(vmem_online_page_cb);
+	mutex_unlock(&vmem_devices_lock);
+	synchronize_rcu();
+
+	unregister_memory_notifier(&vm->memory_nb);
+	if (memory_group_unregister(vm->mgid))
+		dev_info(&vm->vdev->dev,
+			 "memory of the device stays added: memory group %d kept\n",
+			 vm->mgid);
+}

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * virtio-mem request path: one request in flight, a bounded wait for the
+ * answer, and the mapping of device answers to error codes:
+ *
+ *   ACK   -> 0
+ *   NACK  -> -EAGAIN   (the request shrank: re-read the configuration)
+ *   BUSY  -> -EBUSY    (retry later)
+ *   ERROR -> -EIO      (logged; the caller stays consistent)
+ *   no answer in time -> -ETIMEDOUT, and the device is marked broken
+ */
+#include <linux/jiffies.h>
+#include <linux/scatterlist.h>
+#include <linux/virtio_config.h>
+
+#include "virtio_mem_dev.h"
+
+static const char *const vmem_req_names[] = {
+	[VIRTIO_MEM_REQ_PLUG] = "PLUG",
+	[VIRTIO_MEM_REQ_UNPLUG] = "UNPLUG",
+	[VIRTIO_MEM_REQ_UNPLUG_ALL] = "UNPLUG_ALL",
+	[VIRTIO_MEM_REQ_STATE] = "STATE",
+};
+
+/**
+ * vmem_vq_done() - virtqueue callback: the device answered
+ * @vq: the request queue
+ */
+void vmem_vq_done(struct virtqueue *vq)
+{
+	struct vmem *vm = vq->vdev->priv;
+
+	wake_up(&vm->resp_wq);
+}
+
+static bool vmem_resp_ready(struct vmem *vm, unsigned int *len)
+{
+	return virtqueue_get_buf(vm->vq, len);
+}
+
+/* Send one request and wait for its answer; returns the response type. */
+static int vmem_send(struct vmem *vm, u16 type, u64 addr, u64 nb_blocks)
+{
+	struct virtio_device *vdev = vm->vdev;
+	struct scatterlist sg_req, sg_resp, *sgs[2];
+	unsigned int len = 0;
+	long left;
+	int rc;
+
+	if (WARN_ON_ONCE(nb_blocks > VIRTIO_MEM_REQ_MAX_BLOCKS))
+		return -EINVAL;
+
+	mutex_lock(&vm->req_lock);
+	if (vm->broken) {
+		rc = -ENODEV;
+		goto out;
+	}
+
+	memset(&vm->req, 0, sizeof(vm->req));
+	memset(&vm->resp, 0, sizeof(vm->resp));
+	vm->req.type = cpu_to_virtio16(vdev, type);
+	/* plug, unplug and state share one layout */
+	vm->req.u.plug.addr = cpu_to_virtio64(vdev, addr);
+	vm->req.u.plug.nb_blocks = cpu_to_virtio16(vdev, nb_blocks);
+
+	sg_init_one(&sg_req, &vm->req, sizeof(vm->req));
+	sg_init_one(&sg_resp, &vm->resp, sizeof(vm->resp));
+	sgs[0] = &sg_req;
+	sgs[1] = &sg_resp;
+
+	rc = virtqueue_add_sgs(vm->vq, sgs, 1, 1, vm, GFP_KERNEL);
+	if (rc)
+		goto out;
+	virtqueue_kick(vm->vq);
+	vm->stats.requests[type]++;
+
+	left = wait_event_timeout(vm->resp_wq, vmem_resp_ready(vm, &len),
+				  vmem_req_timeout_s * HZ);
+	if (!left) {
+		/* The buffers stay with the device until it is reset. */
+		vm->broken = true;
+		dev_err(&vdev->dev,
+			"no answer to %s (addr 0x%llx, %llu blocks) within %u s: stopping\n",
+			vmem_req_names[type], addr, nb_blocks,
+			vmem_req_timeout_s);
+		rc = -ETIMEDOUT;
+		goto out;
+	}
+	if (len < sizeof(vm->resp.type)) {
+		vm->stats.errors++;
+		dev_err(&vdev->dev, "%s: short response (%u bytes)\n",
+			vmem_req_names[type], len);
+		rc = -EIO;
+		goto out;
+	}
+	rc = virtio16_to_cpu(vdev, vm->resp.type);
+out:
+	mutex_unlock(&vm->req_lock);
+	return rc;
+}
+
+static int vmem_resp_to_errno(struct vmem *vm, int resp, u16 type, u64 addr,
+			      u64 nb_blocks)
+{
+	switch (resp) {
+	case VIRTIO_MEM_RESP_ACK:
+		return 0;
+	case VIRTIO_MEM_RESP_NACK:
+		vm->stats.nacks++;
+		if (type == VIRTIO_MEM_REQ_PLUG)
+			return -EAGAIN;
+		break;
+	case VIRTIO_MEM_RESP_BUSY:
+		vm->stats.busy++;
+		return -EBUSY;
+	case VIRTIO_MEM_RESP_ERROR:
+		vm->stats.errors++;
+		dev_err_ratelimited(&vm->vdev->dev,
+				    "%s (addr 0x%llx, %llu blocks) failed: device answered ERROR\n",
+				    vmem_req_names[type], addr, nb_blocks);
+		return -EIO;
+	default:
+		if (resp < 0)
+			return resp;
+		break;
+	}
+	vm->stats.errors++;
+	dev_err_ratelimited(&vm->vdev->dev,
+			    "%s (addr 0x%llx, %llu blocks): unexpected answer %d\n",
+			    vmem_req_names[type], addr, nb_blocks, resp);
+	return -EIO;
+}
+
+static int vmem_req_range(struct vmem *vm, u16 type, u64 addr, u64 size)
+{
+	u64 nb_blocks = div64_u64(size, vm->cfg.block_size);
+	int resp = vmem_send(vm, type, addr, nb_blocks);
+
+	return vmem_resp_to_errno(vm, resp, type, addr, nb_blocks);
+}
+
+/**
+ * vmem_req_plug() - ask the device to plug a range
+ * @vm: the device
+ * @addr: start, aligned to the device block size
+ * @size: length, a multiple of the device block size, at most
+ *	VIRTIO_MEM_REQ_MAX_BLOCKS blocks
+ *
+ * Return: 0, -EAGAIN (NACK), -EBUSY, -EIO, -ETIMEDOUT, -ENODEV.
+ */
+int vmem_req_plug(struct vmem *vm, u64 addr, u64 size)
+{
+	return vmem_req_range(vm, VIRTIO_MEM_REQ_PLUG, addr, size);
+}
+
+/**
+ * vmem_req_unplug() - ask the device to unplug a range
+ * @vm: the device
+ * @addr: start, aligned to the device block size
+ * @size: length, as for vmem_req_plug()
+ *
+ * Return: 0, -EBUSY, -EIO, -ETIMEDOUT, -ENODEV.
+ */
+int vmem_req_unplug(struct vmem *vm, u64 addr, u64 size)
+{
+	return vmem_req_range(vm, VIRTIO_MEM_REQ_UNPLUG, addr, size);
+}
+
+/**
+ * vmem_req_unplug_all() - ask the device to unplug everything
+ * @vm: the device
+ *
+ * Return: 0, -EBUSY, -EIO, -ETIMEDOUT, -ENODEV.
+ */
+int vmem_req_unplug_all(struct vmem *vm)
+{
+	int resp = vmem_send(vm, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0);
+
+	return vmem_resp_to_errno(vm, resp, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0);
+}
