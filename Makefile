@@ -90,6 +90,7 @@ checkpatch: $(LINUX_SRC)/.unpacked
 
 sparse:
 	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR)" >&2; exit 1; }
+	mkdir -p $(BUILD)
 	$(KBUILD) C=2 CHECK="sparse" modules 2>&1 | tee $(BUILD)/sparse.log
 	@! grep -E 'warning:|error:' $(BUILD)/sparse.log
 	@echo "sparse: clean"

@@ -92,6 +92,11 @@ module_param_cb(request_timeout_s, &vmem_uint_param_ops,
 MODULE_PARM_DESC(request_timeout_s,
 		 "Stop using a device that leaves a request unanswered this long, in s [1..3600]");
 
+bool vmem_unplug_online = true;
+module_param_named(unplug_online, vmem_unplug_online, bool, 0644);
+MODULE_PARM_DESC(unplug_online,
+		 "Unplug online memory by migrating its pages away; if off, only offline memory is unplugged");
+
 /* --- configuration --- */
 
 static void vmem_read_config(struct vmem *vm, struct vmem_cfg *cfg)
@@ -167,6 +172,20 @@ void vmem_queue_work(struct vmem *vm)
 	spin_unlock_irqrestore(&vm->lock, flags);
 }
 
+/**
+ * vmem_restart_pending() - whether the work should start over
+ * @vm: the device
+ *
+ * Long plug and unplug loops poll this between steps, so that they act on
+ * the latest request instead of finishing a stale one.
+ *
+ * Return: true if the configuration changed or the device is going away.
+ */
+bool vmem_restart_pending(struct vmem *vm)
+{
+	return READ_ONCE(vm->config_pending) || READ_ONCE(vm->removing);
+}
+
 static void vmem_retry_later(struct vmem *vm)
 {
 	unsigned long flags;
@@ -193,42 +212,108 @@ static int vmem_do_unplug_all(struct vmem *vm)
 	return vmem_refresh_config(vm);
 }
 
+/* Which of @nr bits from @first are set: none, all, or some. */
+static int vmem_bits_state(struct vmem *vm, unsigned long first,
+			   unsigned long nr)
+{
+	if (vmem_sbm_test(&vm->sbm, 0, first, nr, true))
+		return VIRTIO_MEM_STATE_PLUGGED;
+	if (vmem_sbm_test(&vm->sbm, 0, first, nr, false))
+		return VIRTIO_MEM_STATE_UNPLUGGED;
+	return VIRTIO_MEM_STATE_MIXED;
+}
+
+/*
+ * After an ERROR answer, compare our view with the device's, one memory
+ * block (or big block) at a time, and repair what differs: blocks plugged
+ * behind our back are unused and get unplugged; blocks we use that the
+ * device lost get plugged again.
+ */
+static void vmem_resync(struct vmem *vm)
+{
+	unsigned long unit = vm->mbs_per_bb;
+	unsigned long group = max_t(unsigned long, vm->sbm.sbs_per_mb, unit);
+	unsigned long total = vm->usable_mbs * vm->sbm.sbs_per_mb;
+	unsigned long g, sb, extra = 0, lost = 0;
+	int state, st;
+
+	for (g = 0; g + group <= total; g += group) {
+		state = vmem_req_state(vm, vmem_sb_addr(vm, g),
+				       group * vm->sb_size);
+		if (state < 0)
+			break;
+		if (state == vmem_bits_state(vm, g, group))
+			continue;
+		for (sb = g; sb < g + group; sb += unit) {
+			st = group == unit ? state :
+			     vmem_req_state(vm, vmem_sb_addr(vm, sb),
+					    unit * vm->sb_size);
+			if (st < 0)
+				break;
+			if (st == VIRTIO_MEM_STATE_PLUGGED &&
+			    !test_bit(sb, vm->sbm.plugged)) {
+				extra++;
+				vmem_req_unplug(vm, vmem_sb_addr(vm, sb),
+						unit * vm->sb_size);
+			} else if (st == VIRTIO_MEM_STATE_UNPLUGGED &&
+				   test_bit(sb, vm->sbm.plugged)) {
+				lost++;
+				vmem_req_plug(vm, vmem_sb_addr(vm, sb),
+					      unit * vm->sb_size);
+			}
+		}
+	}
+	if (extra || lost)
+		dev_warn(&vm->vdev->dev,
+			 "resync: %lu blocks were plugged without us (unplugged them), %lu in use were unplugged (plugged again)\n",
+			 extra, lost);
+	else
+		dev_info(&vm->vdev->dev, "resync: device state matches ours\n");
+}
+
 static void vmem_work_fn(struct work_struct *work)
 {
 	struct vmem *vm = container_of(to_delayed_work(work), struct vmem,
 				       work);
+	u64 requested;
 	int rc;
 
 	if (vm->broken)
 		return;
+	WRITE_ONCE(vm->config_pending, false);
 	rc = vmem_refresh_config(vm);
 	if (!rc && vm->unplug_all)
 		rc = vmem_do_unplug_all(vm);
 	if (!rc) {
-		if (vm->cfg.requested_size > vm->plugged)
-			rc = vmem_sbm_plug(vm, vm->cfg.requested_size -
-					   vm->plugged);
-		else if (vm->cfg.requested_size < vm->plugged)
-			dev_info_once(&vm->vdev->dev,
-				      "unplugging is not supported: %llu MiB stay plugged\n",
-				      vm->plugged >> 20);
+		requested = vm->cfg.requested_size;
+		if (requested > vm->plugged)
+			rc = vm->ops->plug(vm, requested - vm->plugged);
+		else if (requested < vm->plugged)
+			rc = vm->ops->unplug(vm, vm->plugged - requested);
 	}
 
 	switch (rc) {
 	case 0:
+	case -ENOSPC:
+		/* Done, or waiting for onlining, offlining or a new request. */
 		vm->backoff_ms = 0;
 		break;
-	case -ENOSPC:
-		/* Onlining or a configuration change wakes us up. */
-		vm->backoff_ms = 0;
+	case -EINTR:
+		/* A new request arrived: act on it right away. */
+		vmem_queue_work(vm);
 		break;
 	case -ETIMEDOUT:
 	case -ENODEV:
 	case -EINVAL:
 		/* Logged where detected; the device is unusable. */
 		break;
+	case -EIO:
+		/* ERROR: our view of the device may be off. */
+		vmem_resync(vm);
+		vmem_retry_later(vm);
+		break;
 	default:
-		/* BUSY, NACK, ERROR, out of memory: try again later. */
+		/* BUSY, NACK, memory busy, out of memory: try again later. */
 		vmem_retry_later(vm);
 		break;
 	}
@@ -236,7 +321,12 @@ static void vmem_work_fn(struct work_struct *work)
 
 static void vmem_config_changed(struct virtio_device *vdev)
 {
-	vmem_queue_work(vdev->priv);
+	struct vmem *vm = vdev->priv;
+
+	WRITE_ONCE(vm->config_pending, true);
+	/* A new request deserves a prompt answer, not the backoff delay. */
+	vm->backoff_ms = 0;
+	vmem_queue_work(vm);
 }
 
 /* --- probe and removal --- */
@@ -270,38 +360,79 @@ static int vmem_check_pluggable(struct vmem *vm)
 			vm->cfg.addr, last, pluggable.start, pluggable.end);
 		return -EINVAL;
 	}
-	if (vm->cfg.block_size >= vm->mb_size) {
-		dev_err(&vm->vdev->dev,
-			"device block size %llu MiB >= memory block size %llu MiB is not supported yet\n",
-			vm->cfg.block_size >> 20, vm->mb_size >> 20);
-		return -EOPNOTSUPP;
-	}
 	return 0;
 }
 
+/*
+ * Reserve the device region. Inserted rather than requested: memory that a
+ * previous driver instance left added becomes a child of the reservation
+ * again, and memory added later nests inside it (the reservation is not
+ * marked busy).
+ */
 static int vmem_reserve_region(struct vmem *vm)
 {
-	const char *name = dev_name(&vm->vdev->dev);
 	struct resource *res;
+	int rc;
 
-	res = __request_mem_region(vm->cfg.addr, vm->cfg.region_size, name, 0);
-	if (!res) {
-		dev_err(&vm->vdev->dev,
-			"device region [0x%llx-0x%llx] is busy: memory of an earlier driver instance may still be in use\n",
-			vm->cfg.addr, vm->cfg.addr + vm->cfg.region_size - 1);
-		return -EBUSY;
+	res = kzalloc(sizeof(*res), GFP_KERNEL);
+	if (!res)
+		return -ENOMEM;
+	res->name = kasprintf(GFP_KERNEL, "virtio_mem (%s)",
+			      dev_name(&vm->vdev->dev));
+	if (!res->name) {
+		kfree(res);
+		return -ENOMEM;
 	}
-	/* Not busy: memory added later must nest inside the reservation. */
-	res->flags &= ~IORESOURCE_BUSY;
+	res->start = vm->cfg.addr;
+	res->end = vm->cfg.addr + vm->cfg.region_size - 1;
+	res->flags = IORESOURCE_MEM;
+	rc = insert_resource(&iomem_resource, res);
+	if (rc) {
+		dev_err(&vm->vdev->dev,
+			"device region [0x%llx-0x%llx] overlaps another resource\n",
+			res->start, res->end);
+		kfree(res->name);
+		kfree(res);
+		return rc;
+	}
 	vm->parent = res;
 	return 0;
 }
 
+/* Memory still added moves up to where it was before the reservation. */
 static void vmem_release_region(struct vmem *vm)
 {
-	release_resource(vm->parent);
+	remove_resource(vm->parent);
+	kfree(vm->parent->name);
 	kfree(vm->parent);
 	vm->parent = NULL;
+}
+
+/*
+ * Memory of the region that Linux has (from a previous driver instance) is
+ * in use and must be adopted; otherwise anything plugged is a leftover that
+ * UNPLUG_ALL may discard.
+ */
+static int vmem_adopt_or_clean(struct vmem *vm)
+{
+	struct device *dev = &vm->vdev->dev;
+	int rc;
+
+	if (!vm->adopt) {
+		vm->unplug_all = vm->cfg.plugged_size != 0;
+		if (vm->unplug_all)
+			dev_info(dev, "%llu MiB plugged from before: unplugging all\n",
+				 vm->cfg.plugged_size >> 20);
+		return 0;
+	}
+	rc = vm->ops->adopt(vm);
+	if (rc) {
+		dev_err(dev, "cannot take over memory left added: %d\n", rc);
+		return rc;
+	}
+	dev_info(dev, "took over %llu MiB plugged by a previous driver instance\n",
+		 vm->plugged >> 20);
+	return 0;
 }
 
 static int vmem_init(struct vmem *vm)
@@ -321,39 +452,34 @@ static int vmem_init(struct vmem *vm)
 		return rc;
 	vm->nid = vmem_pick_node(vm);
 
+	/* Checked before our reservation hides what lies below it. */
+	vm->adopt = vmem_mm_region_in_use(vm->cfg.addr, vm->cfg.region_size);
 	rc = vmem_reserve_region(vm);
 	if (rc)
 		return rc;
-	if (vmem_mm_region_in_use(vm->cfg.addr, vm->cfg.region_size)) {
-		dev_err(dev, "device region already holds System RAM: not touching it\n");
-		rc = -EBUSY;
-		goto err_region;
-	}
-	rc = vmem_sbm_init_dev(vm);
+	vm->ops = vm->cfg.block_size < vm->mb_size ? &vmem_sbm_ops :
+						     &vmem_bbm_ops;
+	rc = vm->ops->init(vm);
 	if (rc)
 		goto err_region;
 	vmem_update_usable(vm);
-	rc = vmem_mm_register(vm);
-	if (rc)
-		goto err_sbm;
-
-	/* Nothing of the region is in use: leftovers can go. */
-	vm->unplug_all = vm->cfg.plugged_size != 0;
-	if (vm->unplug_all)
-		dev_info(dev, "%llu MiB plugged from before: unplugging all\n",
-			 vm->cfg.plugged_size >> 20);
 	dev_info(dev,
-		 "region [0x%llx-0x%llx], block %llu KiB, sub-block %llu KiB, node %d, requested %llu MiB\n",
+		 "region [0x%llx-0x%llx], block %llu KiB, %s mode (unit %llu KiB), node %d, requested %llu MiB\n",
 		 vm->cfg.addr, vm->cfg.addr + vm->cfg.region_size - 1,
-		 vm->cfg.block_size >> 10, vm->sb_size >> 10, vm->nid,
+		 vm->cfg.block_size >> 10, vm->ops->name,
+		 (vm->sb_size * vm->mbs_per_bb) >> 10, vm->nid,
 		 vm->cfg.requested_size >> 20);
 	return 0;
 
-err_sbm:
-	vmem_sbm_destroy(&vm->sbm);
 err_region:
 	vmem_release_region(vm);
 	return rc;
+}
+
+static void vmem_deinit(struct vmem *vm)
+{
+	vmem_sbm_destroy(&vm->sbm);
+	vmem_release_region(vm);
 }
 
 static int vmem_probe(struct virtio_device *vdev)
@@ -391,11 +517,23 @@ static int vmem_probe(struct virtio_device *vdev)
 	rc = vmem_init(vm);
 	if (rc)
 		goto err_vqs;
+	rc = vmem_mm_register(vm);
+	if (rc)
+		goto err_init;
 
+	/* Requests need DRIVER_OK: adopting asks the device for states. */
 	virtio_device_ready(vdev);
+	rc = vmem_adopt_or_clean(vm);
+	if (rc)
+		goto err_ready;
 	vmem_queue_work(vm);
 	return 0;
 
+err_ready:
+	virtio_reset_device(vdev);
+	vmem_mm_unregister(vm);
+err_init:
+	vmem_deinit(vm);
 err_vqs:
 	vdev->config->del_vqs(vdev);
 err_free:
@@ -415,7 +553,7 @@ static void vmem_remove(struct virtio_device *vdev)
 	cancel_delayed_work_sync(&vm->work);
 
 	if (!vm->broken)
-		vmem_sbm_teardown(vm);
+		vm->ops->teardown(vm);
 	in_use = vm->sbm.count[VMEM_MB_UNUSED] != vm->sbm.nr_mbs;
 	if (!in_use && vm->plugged && !vm->broken)
 		vmem_req_unplug_all(vm);
@@ -423,16 +561,15 @@ static void vmem_remove(struct virtio_device *vdev)
 	virtio_reset_device(vdev);
 	vdev->config->del_vqs(vdev);
 	vmem_mm_unregister(vm);
-
-	if (in_use) {
-		/* Keep the reservation: it marks the memory as ours. */
-		dev_warn(&vdev->dev,
+	/*
+	 * Online memory stays plugged and in use; the next driver instance
+	 * takes it over (vmem_adopt_or_clean()).
+	 */
+	if (in_use)
+		dev_info(&vdev->dev,
 			 "%llu MiB stay plugged and online: they are in use\n",
 			 vm->plugged >> 20);
-	} else {
-		vmem_release_region(vm);
-	}
-	vmem_sbm_destroy(&vm->sbm);
+	vmem_deinit(vm);
 	kfree(vm);
 }
 

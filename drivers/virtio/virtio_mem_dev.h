@@ -9,6 +9,7 @@
 #include <linux/ioport.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/pfn.h>
 #include <linux/notifier.h>
 #include <linux/spinlock.h>
 #include <linux/virtio.h>
@@ -35,6 +36,33 @@ struct vmem_stats {
 	unsigned long add_failures;
 };
 
+struct vmem;
+
+/**
+ * struct vmem_mode_ops - how a block mode plugs and unplugs
+ * @name: for messages
+ * @init: set up geometry and bookkeeping (configuration validated)
+ * @adopt: take over memory a previous driver instance left added
+ * @plug: plug up to the given number of bytes more
+ * @unplug: unplug up to the given number of bytes
+ * @teardown: on removal, give back what can be given back safely
+ *
+ * @plug and @unplug return 0 when done, -EINTR when the configuration
+ * changed meanwhile, -ENOSPC when they must wait for an event (onlining,
+ * offlining, a configuration change), or an error to retry after a backoff.
+ */
+struct vmem_mode_ops {
+	const char *name;
+	int (*init)(struct vmem *vm);
+	int (*adopt)(struct vmem *vm);
+	int (*plug)(struct vmem *vm, u64 size);
+	int (*unplug)(struct vmem *vm, u64 size);
+	void (*teardown)(struct vmem *vm);
+};
+
+extern const struct vmem_mode_ops vmem_sbm_ops;
+extern const struct vmem_mode_ops vmem_bbm_ops;
+
 /**
  * struct vmem - one virtio-mem device
  * @vdev: the virtio device
@@ -48,8 +76,11 @@ struct vmem_stats {
  * @nid: NUMA node the memory is added to
  * @mgid: memory group id of the device's memory
  * @parent: reservation of the whole device region
+ * @ops: sub-block or big-block mode
  * @mb_size: Linux memory block size
- * @sb_size: sub-block size: max(device block, pageblock)
+ * @sb_size: sub-block size: max(device block, pageblock); in big-block
+ *	mode, the memory block size (one "sub-block" per memory block)
+ * @mbs_per_bb: memory blocks per device block in big-block mode, else 1
  * @first_mb: id of the first memory block fully inside the region
  * @usable_mbs: memory blocks fully inside the usable region
  * @sbm: sub-block bookkeeping
@@ -61,7 +92,9 @@ struct vmem_stats {
  * @work: the state machine
  * @lock: protects @removing
  * @removing: the device is going away: queue no more work
+ * @config_pending: a configuration change arrived: restart the work
  * @unplug_all: memory left plugged by someone else must be unplugged first
+ * @adopt: a previous driver instance left memory of the region added
  * @backoff_ms: current retry delay, 0 when not backing off
  * @waiting_online: stopped adding memory until some gets onlined
  * @warned_offline: the offline cap message was logged for this wait
@@ -82,9 +115,11 @@ struct vmem {
 	int nid;
 	int mgid;
 	struct resource *parent;
+	const struct vmem_mode_ops *ops;
 
 	u64 mb_size;
 	u64 sb_size;
+	unsigned long mbs_per_bb;
 	unsigned long first_mb;
 	unsigned long usable_mbs;
 	struct vmem_sbm sbm;
@@ -97,7 +132,9 @@ struct vmem {
 	struct delayed_work work;
 	spinlock_t lock; /* @removing vs. queueing work */
 	bool removing;
+	bool config_pending;
 	bool unplug_all;
+	bool adopt;
 	unsigned int backoff_ms;
 	bool waiting_online;
 	bool warned_offline;
@@ -112,40 +149,64 @@ extern unsigned int vmem_offline_limit_mb;
 extern unsigned int vmem_backoff_min_ms;
 extern unsigned int vmem_backoff_max_ms;
 extern unsigned int vmem_req_timeout_s;
+extern bool vmem_unplug_online;
 
 /* Request path (virtio_mem_req.c). */
 int vmem_req_plug(struct vmem *vm, u64 addr, u64 size);
 int vmem_req_unplug(struct vmem *vm, u64 addr, u64 size);
 int vmem_req_unplug_all(struct vmem *vm);
+int vmem_req_state(struct vmem *vm, u64 addr, u64 size);
 void vmem_vq_done(struct virtqueue *vq);
 
 /* Memory-hotplug glue (virtio_mem_mm.c). */
 int vmem_mm_register(struct vmem *vm);
 void vmem_mm_unregister(struct vmem *vm);
-int vmem_mm_add(struct vmem *vm, unsigned long mb);
-int vmem_mm_remove_offline(struct vmem *vm, unsigned long mb);
-void vmem_mm_online_pages(struct vmem *vm, unsigned long mb, unsigned int sb,
-			  unsigned int nr);
+int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr);
+int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr);
+void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
+			  unsigned long nr);
+int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
+		       unsigned long nr);
+void vmem_mm_return_pages(struct vmem *vm, unsigned long first_sb,
+			  unsigned long nr);
+void vmem_mm_offline_pages(struct vmem *vm, unsigned long first_sb,
+			   unsigned long nr);
+bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
+bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
 bool vmem_mm_region_in_use(u64 addr, u64 size);
 
-/* Sub-block mode (virtio_mem_sbm.c). */
-int vmem_sbm_init_dev(struct vmem *vm);
-int vmem_sbm_plug(struct vmem *vm, u64 size);
-void vmem_sbm_teardown(struct vmem *vm);
-unsigned long vmem_sbm_offline_bytes(struct vmem *vm);
+/* Shared by both block modes (virtio_mem_sbm.c). */
+int vmem_geometry_init(struct vmem *vm);
+int vmem_plug_run(struct vmem *vm, unsigned long first, unsigned long nr,
+		  unsigned long *done);
+int vmem_unplug_run(struct vmem *vm, unsigned long first, unsigned long nr);
+unsigned long vmem_offline_budget(struct vmem *vm);
+void vmem_note_offline_wait(struct vmem *vm, bool waiting);
 
 /* Core (virtio_mem_core.c). */
 void vmem_queue_work(struct vmem *vm);
+bool vmem_restart_pending(struct vmem *vm);
 
 static inline u64 vmem_mb_addr(const struct vmem *vm, unsigned long mb)
 {
 	return (vm->first_mb + mb) * vm->mb_size;
 }
 
-static inline u64 vmem_sb_addr(const struct vmem *vm, unsigned long mb,
-			       unsigned int sb)
+/* Address of sub-block @sb, counted from the first memory block. */
+static inline u64 vmem_sb_addr(const struct vmem *vm, unsigned long sb)
 {
-	return vmem_mb_addr(vm, mb) + sb * vm->sb_size;
+	return vmem_mb_addr(vm, 0) + (u64)sb * vm->sb_size;
+}
+
+static inline unsigned long vmem_sb_pfn(const struct vmem *vm,
+					unsigned long sb)
+{
+	return PHYS_PFN(vmem_sb_addr(vm, sb));
+}
+
+static inline unsigned long vmem_sb_pages(const struct vmem *vm)
+{
+	return PHYS_PFN(vm->sb_size);
 }
 
 #endif /* _VIRTIO_MEM_DEV_H */

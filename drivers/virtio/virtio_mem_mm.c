@@ -12,6 +12,7 @@
  * Lock order: mem_hotplug_lock (core) -> vm->hp_lock. The driver never calls
  * into the hotplug core with hp_lock held.
  */
+#include <linux/gfp.h>
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
@@ -24,11 +25,6 @@
 
 static LIST_HEAD(vmem_devices);
 static DEFINE_MUTEX(vmem_devices_lock);
-
-static unsigned long vmem_sb_pages(const struct vmem *vm)
-{
-	return PHYS_PFN(vm->sb_size);
-}
 
 /* The device whose usable memory blocks contain @pfn; RCU held. */
 static struct vmem *vmem_find(unsigned long pfn)
@@ -93,12 +89,10 @@ static void vmem_online_page_cb(struct page *page, unsigned int order)
 
 	while (pfn < end) {
 		unsigned long sb_pages = vmem_sb_pages(vm);
-		u64 off = PFN_PHYS(pfn) - vmem_mb_addr(vm, 0);
-		unsigned long mb = div64_u64(off, vm->mb_size);
-		unsigned int sb = div64_u64(off - mb * vm->mb_size, vm->sb_size);
+		unsigned long sb = (pfn - vmem_sb_pfn(vm, 0)) / sb_pages;
 		unsigned long nr = min(end - pfn, sb_pages - (pfn & (sb_pages - 1)));
 
-		if (vmem_sbm_test(&vm->sbm, mb, sb, 1, true))
+		if (test_bit(sb, vm->sbm.plugged))
 			vmem_pages_to_buddy(pfn, nr);
 		else
 			vmem_pages_set_offline(pfn, nr);
@@ -108,19 +102,18 @@ static void vmem_online_page_cb(struct page *page, unsigned int order)
 }
 
 /**
- * vmem_mm_online_pages() - give newly plugged sub-blocks of an online block
- *	to the buddy
+ * vmem_mm_online_pages() - give sub-blocks of an online block to the buddy
  * @vm: the device
- * @mb: memory block index, online
- * @sb: first sub-block
+ * @first_sb: first sub-block, counted from the first memory block
  * @nr: number of sub-blocks
  *
- * Caller holds hp_lock and has marked the sub-blocks plugged.
+ * For newly plugged sub-blocks, or ones taken back from an unplug that
+ * failed. Caller holds hp_lock and has marked the sub-blocks plugged.
  */
-void vmem_mm_online_pages(struct vmem *vm, unsigned long mb, unsigned int sb,
-			  unsigned int nr)
+void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
+			  unsigned long nr)
 {
-	unsigned long pfn = PHYS_PFN(vmem_sb_addr(vm, mb, sb));
+	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
 	unsigned long nr_pages = nr * vmem_sb_pages(vm);
 	unsigned long i;
 
@@ -129,6 +122,96 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long mb, unsigned int sb,
 		__ClearPageOffline(pfn_to_page(pfn + i));
 	page_offline_end();
 	vmem_pages_to_buddy(pfn, nr_pages);
+}
+
+/**
+ * vmem_mm_take_pages() - take sub-blocks of an online block from Linux
+ * @vm: the device
+ * @first_sb: first sub-block
+ * @nr: number of sub-blocks
+ *
+ * Isolates the range and migrates what is in use elsewhere. Fails rather
+ * than waits when some page cannot be moved. On success the caller owns
+ * every page; it either unplugs them and calls vmem_mm_offline_pages(), or
+ * gives them back with vmem_mm_return_pages().
+ *
+ * Return: 0, or -ENOMEM if the memory could not be freed.
+ */
+int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
+		       unsigned long nr)
+{
+	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
+
+	if (alloc_contig_range(pfn, pfn + nr * vmem_sb_pages(vm),
+			       MIGRATE_MOVABLE, GFP_KERNEL | __GFP_NOWARN))
+		return -ENOMEM;
+	return 0;
+}
+
+/**
+ * vmem_mm_return_pages() - undo vmem_mm_take_pages()
+ * @vm: the device
+ * @first_sb: first sub-block
+ * @nr: number of sub-blocks
+ */
+void vmem_mm_return_pages(struct vmem *vm, unsigned long first_sb,
+			  unsigned long nr)
+{
+	free_contig_range(vmem_sb_pfn(vm, first_sb), nr * vmem_sb_pages(vm));
+}
+
+/**
+ * vmem_mm_offline_pages() - retire taken pages of unplugged sub-blocks
+ * @vm: the device
+ * @first_sb: first sub-block
+ * @nr: number of sub-blocks
+ *
+ * The pages stay allocated to us, marked PageOffline so that nobody reads
+ * them (kdump, /proc/kcore) and so that offlining can skip them, and no
+ * longer count as managed memory.
+ */
+void vmem_mm_offline_pages(struct vmem *vm, unsigned long first_sb,
+			   unsigned long nr)
+{
+	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
+	unsigned long nr_pages = nr * vmem_sb_pages(vm);
+	unsigned long i;
+
+	page_offline_begin();
+	for (i = 0; i < nr_pages; i++)
+		__SetPageOffline(pfn_to_page(pfn + i));
+	page_offline_end();
+	adjust_managed_page_count(pfn_to_page(pfn), -nr_pages);
+}
+
+/**
+ * vmem_mm_mb_movable() - whether an online memory block is in ZONE_MOVABLE
+ * @vm: the device
+ * @mb: memory block index, online
+ *
+ * Return: true if it is.
+ */
+bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb)
+{
+	struct page *page = pfn_to_online_page(PHYS_PFN(vmem_mb_addr(vm, mb)));
+
+	return page && page_zonenum(page) == ZONE_MOVABLE;
+}
+
+/**
+ * vmem_mm_mb_present() - whether Linux has memory block @mb added
+ * @vm: the device
+ * @mb: memory block index
+ * @online: set to whether it is online
+ *
+ * Return: true if the block is added (its memmap exists).
+ */
+bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online)
+{
+	unsigned long pfn = PHYS_PFN(vmem_mb_addr(vm, mb));
+
+	*online = pfn_to_online_page(pfn);
+	return pfn_valid(pfn);
 }
 
 /*
@@ -140,10 +223,12 @@ static void vmem_unplugged_pages_adjust(struct vmem *vm, unsigned long mb,
 					bool going_offline)
 {
 	unsigned long sb_pages = vmem_sb_pages(vm);
-	unsigned int sb = 0, nr;
+	unsigned long sb = vmem_sbm_index(&vm->sbm, mb, 0);
+	unsigned long end = sb + vm->sbm.sbs_per_mb;
+	unsigned long nr;
 
-	while (vmem_sbm_next_run(&vm->sbm, mb, sb, false, &sb, &nr)) {
-		unsigned long pfn = PHYS_PFN(vmem_sb_addr(vm, mb, sb));
+	while (vmem_sbm_find_run(&vm->sbm, sb, end, false, &sb, &nr)) {
+		unsigned long pfn = vmem_sb_pfn(vm, sb);
 		unsigned long nr_pages = nr * sb_pages;
 		unsigned long i;
 
@@ -218,6 +303,9 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_ONLINE)
 			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_OFFLINE);
 		vmem_hp_unlock(vm);
+		/* Offline memory is the cheapest to unplug. */
+		if (vm->plugged > vm->cfg.requested_size)
+			vmem_queue_work(vm);
 		break;
 	case MEM_CANCEL_OFFLINE:
 		if (vm->hp_locked)
@@ -234,65 +322,78 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 }
 
 /**
- * vmem_mm_add() - add memory block @mb to Linux as driver-managed RAM
+ * vmem_mm_add() - add memory blocks to Linux as driver-managed RAM
  * @vm: the device
- * @mb: memory block index, state VMEM_MB_UNUSED, sub-blocks already plugged
+ * @mb: first memory block, all VMEM_MB_UNUSED, sub-blocks already plugged
+ * @nr: number of memory blocks
  *
- * The block may get onlined right away by the online policy; the notifier
- * then moves it to VMEM_MB_ONLINE.
+ * The blocks may get onlined right away by the online policy; the notifier
+ * then moves them to VMEM_MB_ONLINE.
  *
  * Return: 0 or the error of add_memory_driver_managed().
  */
-int vmem_mm_add(struct vmem *vm, unsigned long mb)
+int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
 {
+	unsigned long i;
 	int rc;
 
-	vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_OFFLINE);
+	for (i = 0; i < nr; i++)
+		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_OFFLINE);
 	rc = add_memory_driver_managed(vm->mgid, vmem_mb_addr(vm, mb),
-				       vm->mb_size, VMEM_RES_NAME,
+				       nr * vm->mb_size, VMEM_RES_NAME,
 				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID);
 	if (rc) {
 		vm->stats.add_failures++;
-		vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_UNUSED);
+		for (i = 0; i < nr; i++)
+			vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_UNUSED);
 		dev_warn_ratelimited(&vm->vdev->dev,
-				     "adding memory block at 0x%llx failed: %d\n",
+				     "adding memory at 0x%llx failed: %d\n",
 				     vmem_mb_addr(vm, mb), rc);
 	}
 	return rc;
 }
 
 /**
- * vmem_mm_remove_offline() - remove offline memory block @mb from Linux
+ * vmem_mm_remove() - offline and remove memory blocks from Linux
  * @vm: the device
- * @mb: memory block index
+ * @mb: first memory block
+ * @nr: number of memory blocks
  *
- * The block is marked VMEM_MB_REMOVING first, so that nobody onlines it
- * meanwhile. Its sub-blocks stay marked plugged: the caller unplugs them.
+ * The caller made sure nothing in the range is in use: every page is free
+ * to offline or belongs to an unplugged sub-block. That keeps offlining
+ * from ever waiting on pages it cannot migrate. The blocks are marked
+ * VMEM_MB_REMOVING first so that nobody onlines them meanwhile; their
+ * sub-block bits are left alone.
  *
- * Return: 0; -EBUSY if the block is not offline; the error of
- * remove_memory(), with the block back in its earlier state.
+ * Return: 0 with the blocks VMEM_MB_UNUSED, or the error of
+ * offline_and_remove_memory() with the blocks in their actual state.
  */
-int vmem_mm_remove_offline(struct vmem *vm, unsigned long mb)
+int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
 {
+	unsigned long i;
+	bool online;
 	int rc;
 
 	mutex_lock(&vm->hp_lock);
-	if (vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_OFFLINE) {
-		mutex_unlock(&vm->hp_lock);
-		return -EBUSY;
-	}
-	vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_REMOVING);
+	for (i = 0; i < nr; i++)
+		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_REMOVING);
 	mutex_unlock(&vm->hp_lock);
 
-	rc = remove_memory(vmem_mb_addr(vm, mb), vm->mb_size);
+	rc = offline_and_remove_memory(vmem_mb_addr(vm, mb), nr * vm->mb_size);
 
 	mutex_lock(&vm->hp_lock);
-	vmem_sbm_set_state(&vm->sbm, mb, rc ? VMEM_MB_OFFLINE : VMEM_MB_UNUSED);
+	for (i = 0; i < nr; i++) {
+		enum vmem_mb_state state = VMEM_MB_UNUSED;
+
+		if (rc && vmem_mm_mb_present(vm, mb + i, &online))
+			state = online ? VMEM_MB_ONLINE : VMEM_MB_OFFLINE;
+		vmem_sbm_set_state(&vm->sbm, mb + i, state);
+	}
 	mutex_unlock(&vm->hp_lock);
 	if (rc)
-		dev_warn(&vm->vdev->dev,
-			 "removing memory block at 0x%llx failed: %d\n",
-			 vmem_mb_addr(vm, mb), rc);
+		dev_warn_ratelimited(&vm->vdev->dev,
+				     "removing memory at 0x%llx failed: %d\n",
+				     vmem_mb_addr(vm, mb), rc);
 	return rc;
 }
 
@@ -325,8 +426,10 @@ int vmem_mm_register(struct vmem *vm)
 {
 	int rc;
 
+	/* Memory comes and goes in units of a memory or a big block. */
 	vm->mgid = memory_group_register_dynamic(vm->nid,
-						 PHYS_PFN(vm->mb_size));
+						 PHYS_PFN(vm->mb_size) *
+						 vm->mbs_per_bb);
 	if (vm->mgid < 0)
 		return vm->mgid;
 

@@ -6,7 +6,7 @@
  *   ACK   -> 0
  *   NACK  -> -EAGAIN   (the request shrank: re-read the configuration)
  *   BUSY  -> -EBUSY    (retry later)
- *   ERROR -> -EIO      (logged; the caller stays consistent)
+ *   ERROR -> -EIO      (logged; the caller re-synchronises)
  *   no answer in time -> -ETIMEDOUT, and the device is marked broken
  */
 #include <linux/jiffies.h>
@@ -177,4 +177,34 @@ int vmem_req_unplug_all(struct vmem *vm)
 	int resp = vmem_send(vm, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0);
 
 	return vmem_resp_to_errno(vm, resp, VIRTIO_MEM_REQ_UNPLUG_ALL, 0, 0);
+}
+
+/**
+ * vmem_req_state() - ask the device whether a range is plugged
+ * @vm: the device
+ * @addr: start, aligned to the device block size
+ * @size: length, as for vmem_req_plug()
+ *
+ * Return: VIRTIO_MEM_STATE_PLUGGED, _UNPLUGGED or _MIXED, or -EBUSY, -EIO,
+ * -ETIMEDOUT, -ENODEV.
+ */
+int vmem_req_state(struct vmem *vm, u64 addr, u64 size)
+{
+	u64 nb_blocks = div64_u64(size, vm->cfg.block_size);
+	int resp = vmem_send(vm, VIRTIO_MEM_REQ_STATE, addr, nb_blocks);
+	int rc = vmem_resp_to_errno(vm, resp, VIRTIO_MEM_REQ_STATE, addr,
+				    nb_blocks);
+	int state;
+
+	if (rc)
+		return rc;
+	state = virtio16_to_cpu(vm->vdev, vm->resp.u.state.state);
+	if (state > VIRTIO_MEM_STATE_MIXED) {
+		vm->stats.errors++;
+		dev_err_ratelimited(&vm->vdev->dev,
+				    "STATE (addr 0x%llx): unknown state %d\n",
+				    addr, state);
+		return -EIO;
+	}
+	return state;
 }

@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * virtio-mem sub-block mode: the device block is smaller than a Linux memory
- * block, so memory blocks get plugged a sub-block at a time.
+ * block, so memory blocks get plugged and unplugged a sub-block at a time.
  *
  * A sub-block is max(device block, pageblock): the page allocator cannot
  * isolate less than a pageblock. The bitmap mirrors the device: a bit is set
  * exactly when the device acknowledged plugging that sub-block.
+ *
+ * Unplug order: offline memory first (nobody uses it), then online memory,
+ * partially plugged blocks before full ones, ZONE_MOVABLE before other
+ * zones, highest addresses first. Memory in use is never unplugged: online
+ * sub-blocks are freed by isolating and migrating their pages first.
  */
 #include <linux/memory.h>
 #include <linux/mm.h>
@@ -14,18 +19,16 @@
 #include "virtio_mem_dev.h"
 
 /**
- * vmem_sbm_init_dev() - set up sub-block geometry and bookkeeping
- * @vm: the device, configuration validated
+ * vmem_geometry_init() - find the memory blocks inside the device region
+ * @vm: the device, configuration validated, @sb_size set
  *
  * Return: 0, -EINVAL if the region holds no whole memory block, -ENOMEM.
  */
-int vmem_sbm_init_dev(struct vmem *vm)
+int vmem_geometry_init(struct vmem *vm)
 {
 	u64 end = vm->cfg.addr + vm->cfg.region_size;
 	unsigned long last_mb;
 
-	vm->sb_size = max_t(u64, vm->cfg.block_size,
-			    PFN_PHYS(pageblock_nr_pages));
 	vm->first_mb = div64_u64(vm->cfg.addr + vm->mb_size - 1, vm->mb_size);
 	last_mb = div64_u64(end, vm->mb_size);
 	if (last_mb <= vm->first_mb) {
@@ -38,18 +41,25 @@ int vmem_sbm_init_dev(struct vmem *vm)
 			     div64_u64(vm->mb_size, vm->sb_size));
 }
 
-static u64 vmem_sbm_addr(const struct vmem *vm, unsigned long sb)
+static int vmem_sbm_init_dev(struct vmem *vm)
 {
-	return vmem_mb_addr(vm, 0) + (u64)sb * vm->sb_size;
+	vm->sb_size = max_t(u64, vm->cfg.block_size,
+			    PFN_PHYS(pageblock_nr_pages));
+	vm->mbs_per_bb = 1;
+	return vmem_geometry_init(vm);
 }
 
-/*
- * Plug sub-blocks [first, first + nr) with as few requests as possible and
- * record what the device acknowledged. Returns how many got plugged in
- * @done; stops at the first failure.
+/**
+ * vmem_plug_run() - plug sub-blocks with as few requests as possible
+ * @vm: the device
+ * @first: first sub-block
+ * @nr: number of sub-blocks, all unplugged
+ * @done: set to how many got plugged and marked so
+ *
+ * Return: 0, or the error of the first request that failed.
  */
-static int vmem_sbm_plug_run(struct vmem *vm, unsigned long first,
-			     unsigned long nr, unsigned long *done)
+int vmem_plug_run(struct vmem *vm, unsigned long first, unsigned long nr,
+		  unsigned long *done)
 {
 	unsigned long max = vmem_max_units_per_req(vm->sb_size,
 						   vm->cfg.block_size);
@@ -59,7 +69,7 @@ static int vmem_sbm_plug_run(struct vmem *vm, unsigned long first,
 	while (*done < nr) {
 		unsigned long cnt = min(nr - *done, max);
 
-		rc = vmem_req_plug(vm, vmem_sbm_addr(vm, first + *done),
+		rc = vmem_req_plug(vm, vmem_sb_addr(vm, first + *done),
 				   cnt * vm->sb_size);
 		if (rc)
 			break;
@@ -70,9 +80,16 @@ static int vmem_sbm_plug_run(struct vmem *vm, unsigned long first,
 	return rc;
 }
 
-/* Same for unplugging; used to undo plugs whose memory cannot be added. */
-static int vmem_sbm_unplug_run(struct vmem *vm, unsigned long first,
-			       unsigned long nr)
+/**
+ * vmem_unplug_run() - unplug sub-blocks with as few requests as possible
+ * @vm: the device
+ * @first: first sub-block
+ * @nr: number of sub-blocks, all plugged and none of them in use
+ *
+ * Return: 0, or the error of the first request that failed; what was
+ * unplugged before that is marked so.
+ */
+int vmem_unplug_run(struct vmem *vm, unsigned long first, unsigned long nr)
 {
 	unsigned long max = vmem_max_units_per_req(vm->sb_size,
 						   vm->cfg.block_size);
@@ -82,7 +99,7 @@ static int vmem_sbm_unplug_run(struct vmem *vm, unsigned long first,
 	while (done < nr) {
 		unsigned long cnt = min(nr - done, max);
 
-		rc = vmem_req_unplug(vm, vmem_sbm_addr(vm, first + done),
+		rc = vmem_req_unplug(vm, vmem_sb_addr(vm, first + done),
 				     cnt * vm->sb_size);
 		if (rc)
 			break;
@@ -93,21 +110,196 @@ static int vmem_sbm_unplug_run(struct vmem *vm, unsigned long first,
 	return rc;
 }
 
-/* Unplug every plugged sub-block of memory block @mb. */
-static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb)
+/*
+ * Unplug up to *todo plugged sub-blocks of a memory block that Linux does
+ * not use (offline, or not added), highest first.
+ */
+static int vmem_sbm_unplug_unused_mb(struct vmem *vm, unsigned long mb,
+				     unsigned long *todo)
 {
 	unsigned long first = vmem_sbm_index(&vm->sbm, mb, 0);
-	unsigned long end = first + vm->sbm.sbs_per_mb;
+	unsigned long sb = first + vm->sbm.sbs_per_mb;
 	unsigned long start, nr;
+	int rc = 0;
+
+	while (*todo && sb > first) {
+		/* Find the last plugged run below sb. */
+		if (!vmem_sbm_find_run(&vm->sbm, first, sb, true, &start, &nr))
+			break;
+		while (vmem_sbm_find_run(&vm->sbm, start + nr, sb, true,
+					 &start, &nr))
+			;
+		if (nr > *todo) {
+			start += nr - *todo;
+			nr = *todo;
+		}
+		rc = vmem_unplug_run(vm, start, nr);
+		if (rc)
+			break;
+		*todo -= nr;
+		sb = start;
+	}
+	return rc;
+}
+
+/* Give the pages of sub-blocks [sb, sb + nr) of an online block back. */
+static int vmem_sbm_unplug_online_run(struct vmem *vm, unsigned long sb,
+				      unsigned long nr)
+{
 	int rc;
 
-	while (vmem_sbm_find_run(&vm->sbm, first, end, true, &start, &nr)) {
-		rc = vmem_sbm_unplug_run(vm, start, nr);
+	rc = vmem_mm_take_pages(vm, sb, nr);
+	if (rc)
+		return rc;
+	rc = vmem_unplug_run(vm, sb, nr);
+	if (rc) {
+		vmem_mm_return_pages(vm, sb, nr);
+		return rc;
+	}
+	vmem_mm_offline_pages(vm, sb, nr);
+	return 0;
+}
+
+/*
+ * Unplug up to *todo sub-blocks of online memory block @mb. Sub-blocks whose
+ * memory cannot be freed are skipped; returns -ENOMEM if any was.
+ */
+static int vmem_sbm_unplug_online_mb(struct vmem *vm, unsigned long mb,
+				     unsigned long *todo)
+{
+	unsigned long spm = vm->sbm.sbs_per_mb;
+	unsigned long first = vmem_sbm_index(&vm->sbm, mb, 0);
+	unsigned long sb;
+	bool skipped = false;
+	int rc;
+
+	/* A whole block in one go is the fast path when it is idle. */
+	if (*todo >= spm && vmem_sbm_plugged_in_mb(&vm->sbm, mb) == spm) {
+		rc = vmem_sbm_unplug_online_run(vm, first, spm);
+		if (!rc) {
+			*todo -= spm;
+			return 0;
+		}
+		if (rc != -ENOMEM)
+			return rc;
+	}
+
+	for (sb = first + spm; *todo && sb-- > first;) {
+		if (!test_bit(sb, vm->sbm.plugged))
+			continue;
+		if (vmem_restart_pending(vm))
+			return -EINTR;
+		rc = vmem_sbm_unplug_online_run(vm, sb, 1);
+		if (rc == -ENOMEM) {
+			skipped = true;
+			continue;
+		}
 		if (rc)
 			return rc;
-		first = start + nr;
+		(*todo)--;
 	}
-	return 0;
+	return skipped ? -ENOMEM : 0;
+}
+
+/* Remove memory block @mb if none of it is plugged any more. */
+static int vmem_sbm_remove_if_empty(struct vmem *vm, unsigned long mb)
+{
+	if (vmem_sbm_plugged_in_mb(&vm->sbm, mb))
+		return 0;
+	return vmem_mm_remove(vm, mb, 1);
+}
+
+/*
+ * Which unplug pass a memory block belongs to, lower first; -1: none.
+ * Pass 0: not used by Linux (offline, or plugged but not added).
+ * Pass 1..3: online; partially plugged, then movable, then the rest.
+ */
+static int vmem_sbm_unplug_pass(struct vmem *vm, unsigned long mb)
+{
+	unsigned int plugged = vmem_sbm_plugged_in_mb(&vm->sbm, mb);
+
+	if (!plugged)
+		return -1;
+	switch (vmem_sbm_state(&vm->sbm, mb)) {
+	case VMEM_MB_UNUSED:
+	case VMEM_MB_OFFLINE:
+		return 0;
+	case VMEM_MB_ONLINE:
+		if (!READ_ONCE(vmem_unplug_online))
+			return -1;
+		if (plugged < vm->sbm.sbs_per_mb)
+			return 1;
+		return vmem_mm_mb_movable(vm, mb) ? 2 : 3;
+	default:
+		return -1;
+	}
+}
+
+static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
+			      unsigned long *todo)
+{
+	int rc;
+
+	mutex_lock(&vm->hp_lock);
+	switch (vmem_sbm_state(&vm->sbm, mb)) {
+	case VMEM_MB_UNUSED:
+	case VMEM_MB_OFFLINE:
+		rc = vmem_sbm_unplug_unused_mb(vm, mb, todo);
+		break;
+	case VMEM_MB_ONLINE:
+		rc = vmem_sbm_unplug_online_mb(vm, mb, todo);
+		break;
+	default:
+		rc = 0;
+		break;
+	}
+	mutex_unlock(&vm->hp_lock);
+
+	if (vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_UNUSED) {
+		int rc_rm = vmem_sbm_remove_if_empty(vm, mb);
+
+		if (!rc)
+			rc = rc_rm;
+	}
+	return rc;
+}
+
+/**
+ * vmem_sbm_unplug() - unplug up to @size bytes
+ * @vm: the device
+ * @size: bytes to unplug; rounded down to whole sub-blocks
+ *
+ * Return: 0 when done; -ENOSPC when only online memory is left and
+ * unplug_online is off; -ENOMEM when some memory could not be freed now;
+ * -EINTR on a configuration change; else a request error.
+ */
+static int vmem_sbm_unplug(struct vmem *vm, u64 size)
+{
+	unsigned long todo = div64_u64(size, vm->sb_size);
+	bool busy = false;
+	unsigned long mb;
+	int pass, rc;
+
+	for (pass = 0; pass <= 3 && todo; pass++) {
+		for (mb = vm->sbm.nr_mbs; todo && mb-- > 0;) {
+			if (vmem_sbm_unplug_pass(vm, mb) != pass)
+				continue;
+			if (vmem_restart_pending(vm))
+				return -EINTR;
+			rc = vmem_sbm_unplug_mb(vm, mb, &todo);
+			if (rc == -ENOMEM) {
+				busy = true;
+				continue;
+			}
+			if (rc)
+				return rc;
+		}
+	}
+	if (!todo)
+		return 0;
+	if (busy)
+		return -ENOMEM;
+	return -ENOSPC;
 }
 
 /* Plug unplugged sub-blocks of an added memory block. */
@@ -125,10 +317,10 @@ static int vmem_sbm_fill_mb(struct vmem *vm, unsigned long mb,
 	while (*todo && (state == VMEM_MB_ONLINE || state == VMEM_MB_OFFLINE) &&
 	       vmem_sbm_find_run(&vm->sbm, first, end, false, &start, &nr)) {
 		nr = min(nr, *todo);
-		rc = vmem_sbm_plug_run(vm, start, nr, &done);
-		/* Onlining core code skipped them: do its job now. */
+		rc = vmem_plug_run(vm, start, nr, &done);
+		/* Onlining skipped them: hand them to the buddy now. */
 		if (done && state == VMEM_MB_ONLINE)
-			vmem_mm_online_pages(vm, mb, start - first, done);
+			vmem_mm_online_pages(vm, start, done);
 		*todo -= done;
 		if (rc)
 			break;
@@ -157,46 +349,58 @@ static int vmem_sbm_fill(struct vmem *vm, enum vmem_mb_state state,
 }
 
 /**
- * vmem_sbm_offline_bytes() - size of memory blocks added but not online
+ * vmem_offline_budget() - how many more memory blocks may be added now
  * @vm: the device
  *
- * Return: the size in bytes.
+ * Memory nobody onlines is of no use, and each added block costs memory for
+ * its memmap: stop at offline_limit_mb of offline memory.
+ *
+ * Return: the number of memory blocks.
  */
-unsigned long vmem_sbm_offline_bytes(struct vmem *vm)
+unsigned long vmem_offline_budget(struct vmem *vm)
 {
-	return vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size;
-}
-
-/*
- * How many more memory blocks may be added while nobody onlines them: each
- * costs memory for its memmap, and offline memory is of no use to anyone.
- */
-static unsigned long vmem_sbm_offline_budget(struct vmem *vm)
-{
-	u64 limit = (u64)vmem_offline_limit_mb << 20;
-	u64 offline = vmem_sbm_offline_bytes(vm);
+	u64 limit = (u64)READ_ONCE(vmem_offline_limit_mb) << 20;
+	u64 offline = vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size;
 
 	if (offline >= limit)
 		return 0;
 	return div64_u64(limit - offline, vm->mb_size);
 }
 
+/**
+ * vmem_note_offline_wait() - record whether adding waits for onlining
+ * @vm: the device
+ * @waiting: adding stopped at the offline cap
+ *
+ * Logs once per wait, not once per attempt.
+ */
+void vmem_note_offline_wait(struct vmem *vm, bool waiting)
+{
+	WRITE_ONCE(vm->waiting_online, waiting);
+	if (waiting && !vm->warned_offline)
+		dev_info(&vm->vdev->dev,
+			 "%llu MiB added but offline: waiting for it to be onlined (see auto_online_blocks)\n",
+			 (vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size) >> 20);
+	vm->warned_offline = waiting;
+}
+
 /* Add the memory blocks of [mb, mb + nr) that have plugged sub-blocks. */
 static int vmem_sbm_add_mbs(struct vmem *vm, unsigned long mb,
 			    unsigned long nr)
 {
+	unsigned long todo = ULONG_MAX;
 	int rc = 0;
 
 	for (; nr; mb++, nr--) {
 		if (!vmem_sbm_plugged_in_mb(&vm->sbm, mb))
 			continue;
-		rc = vmem_mm_add(vm, mb);
+		rc = vmem_mm_add(vm, mb, 1);
 		if (rc)
 			break;
 	}
 	/* Give back what could not be added; keep the bits if that fails. */
 	for (; nr; mb++, nr--)
-		vmem_sbm_unplug_mb(vm, mb);
+		vmem_sbm_unplug_unused_mb(vm, mb, &todo);
 	return rc;
 }
 
@@ -208,19 +412,12 @@ static int vmem_sbm_plug_new(struct vmem *vm, unsigned long *todo)
 	int rc, rc_add;
 
 	while (*todo) {
-		budget = vmem_sbm_offline_budget(vm);
-		if (!budget) {
-			WRITE_ONCE(vm->waiting_online, true);
-			if (!vm->warned_offline)
-				dev_info(&vm->vdev->dev,
-					 "%lu MiB added but offline: waiting for it to be onlined (see auto_online_blocks)\n",
-					 vmem_sbm_offline_bytes(vm) >> 20);
-			vm->warned_offline = true;
+		budget = vmem_offline_budget(vm);
+		vmem_note_offline_wait(vm, !budget);
+		if (!budget)
 			return -ENOSPC;
-		}
-		WRITE_ONCE(vm->waiting_online, false);
-		vm->warned_offline = false;
-
+		if (vmem_restart_pending(vm))
+			return -EINTR;
 		if (!vmem_sbm_find_state(&vm->sbm, 0, vm->usable_mbs,
 					 VMEM_MB_UNUSED, &mb))
 			return -ENOSPC;
@@ -235,7 +432,7 @@ static int vmem_sbm_plug_new(struct vmem *vm, unsigned long *todo)
 		while (*todo && !rc &&
 		       vmem_sbm_find_run(&vm->sbm, first, end, false, &start,
 					 &nr)) {
-			rc = vmem_sbm_plug_run(vm, start, min(nr, *todo), &done);
+			rc = vmem_plug_run(vm, start, min(nr, *todo), &done);
 			*todo -= done;
 			first = start + done;
 		}
@@ -257,9 +454,10 @@ static int vmem_sbm_plug_new(struct vmem *vm, unsigned long *todo)
  * ones), then plugs and adds new memory blocks, lowest address first.
  *
  * Return: 0 when done; -ENOSPC when no more memory can be added now (offline
- * cap, no usable memory block left); else the request or add error.
+ * cap, no usable memory block left); -EINTR on a configuration change; else
+ * the request or add error.
  */
-int vmem_sbm_plug(struct vmem *vm, u64 size)
+static int vmem_sbm_plug(struct vmem *vm, u64 size)
 {
 	unsigned long todo = div64_u64(size, vm->sb_size);
 	int rc;
@@ -272,21 +470,76 @@ int vmem_sbm_plug(struct vmem *vm, u64 size)
 	return rc;
 }
 
-/**
- * vmem_sbm_teardown() - give back what can be given back safely on removal
- * @vm: the device, its work stopped
- *
- * Offline memory blocks are removed and their sub-blocks unplugged. Online
- * memory stays: it is in use, and unplugging it would lose data.
+/*
+ * Take over memory blocks a previous driver instance left added: ask the
+ * device which of their sub-blocks are plugged. Plugged sub-blocks outside
+ * added blocks are not in use and get unplugged.
  */
-void vmem_sbm_teardown(struct vmem *vm)
+static int vmem_sbm_adopt(struct vmem *vm)
 {
+	unsigned long mb, sb, first;
+	bool online;
+	int rc, state;
+
+	/* Nothing beyond the usable region can be plugged. */
+	for (mb = 0; mb < vm->usable_mbs; mb++) {
+		first = vmem_sbm_index(&vm->sbm, mb, 0);
+		state = vmem_req_state(vm, vmem_sb_addr(vm, first), vm->mb_size);
+		if (state < 0)
+			return state;
+		if (!vmem_mm_mb_present(vm, mb, &online)) {
+			if (state != VIRTIO_MEM_STATE_UNPLUGGED) {
+				rc = vmem_req_unplug(vm, vmem_sb_addr(vm, first),
+						     vm->mb_size);
+				if (rc)
+					return rc;
+			}
+			continue;
+		}
+		vmem_sbm_set_state(&vm->sbm, mb, online ? VMEM_MB_ONLINE :
+						     VMEM_MB_OFFLINE);
+		for (sb = first; sb < first + vm->sbm.sbs_per_mb; sb++) {
+			if (state == VIRTIO_MEM_STATE_MIXED) {
+				rc = vmem_req_state(vm, vmem_sb_addr(vm, sb),
+						    vm->sb_size);
+				if (rc < 0)
+					return rc;
+			} else {
+				rc = state;
+			}
+			if (rc == VIRTIO_MEM_STATE_PLUGGED) {
+				vmem_sbm_mark(&vm->sbm, sb, 1, true);
+				vm->plugged += vm->sb_size;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * On removal: offline memory and plugged memory that Linux never got are
+ * given back. Online memory stays: it is in use.
+ */
+static void vmem_sbm_teardown(struct vmem *vm)
+{
+	unsigned long todo = ULONG_MAX;
 	unsigned long mb;
 
 	for (mb = 0; mb < vm->sbm.nr_mbs; mb++) {
-		if (vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_OFFLINE)
+		if (vmem_sbm_unplug_pass(vm, mb) != 0)
 			continue;
-		if (!vmem_mm_remove_offline(vm, mb))
-			vmem_sbm_unplug_mb(vm, mb);
+		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_OFFLINE &&
+		    vmem_mm_remove(vm, mb, 1))
+			continue;
+		vmem_sbm_unplug_unused_mb(vm, mb, &todo);
 	}
 }
+
+const struct vmem_mode_ops vmem_sbm_ops = {
+	.name = "sub-block",
+	.init = vmem_sbm_init_dev,
+	.adopt = vmem_sbm_adopt,
+	.plug = vmem_sbm_plug,
+	.unplug = vmem_sbm_unplug,
+	.teardown = vmem_sbm_teardown,
+};

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * virtio-mem big-block mode: the device block spans one or more Linux memory
+ * blocks, so a device block is plugged and added, or offlined, removed and
+ * unplugged, as a whole.
+ *
+ * The bookkeeping is the sub-block one with a single sub-block per memory
+ * block: a bit is set while the memory of that block is plugged and given
+ * to Linux. Memory blocks of a big block share its state, except for
+ * VMEM_MB_ONLINE/OFFLINE, which follow sysfs.
+ *
+ * Unplugging online memory only takes the safe path: every page is first
+ * isolated and migrated away (failing instead of waiting when a page cannot
+ * move), so offlining never loops on pages in use.
+ */
+#include <linux/memory.h>
+#include <linux/mm.h>
+
+#include "virtio_mem_dev.h"
+
+static int vmem_bbm_init(struct vmem *vm)
+{
+	vm->sb_size = vm->mb_size;
+	vm->mbs_per_bb = div64_u64(vm->cfg.block_size, vm->mb_size);
+	return vmem_geometry_init(vm);
+}
+
+/*
+ * The region start is aligned to the device block, so big block @bb starts
+ * at memory block @bb * mbs_per_bb.
+ */
+static unsigned long vmem_bbm_first_mb(struct vmem *vm, unsigned long bb)
+{
+	return bb * vm->mbs_per_bb;
+}
+
+/* Number of whole big blocks in the first @mbs memory blocks. */
+static unsigned long vmem_bbm_count(struct vmem *vm, unsigned long mbs)
+{
+	return mbs / vm->mbs_per_bb;
+}
+
+/* State of a big block: that of its first memory block, ONLINE if any is. */
+static enum vmem_mb_state vmem_bbm_state(struct vmem *vm, unsigned long bb)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	unsigned long i;
+
+	for (i = 0; i < vm->mbs_per_bb; i++)
+		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE)
+			return VMEM_MB_ONLINE;
+	return vmem_sbm_state(&vm->sbm, mb);
+}
+
+static bool vmem_bbm_plugged(struct vmem *vm, unsigned long bb)
+{
+	return vmem_sbm_test(&vm->sbm, vmem_bbm_first_mb(vm, bb), 0,
+			     1, true) ||
+	       vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED;
+}
+
+/* Plug or unplug big block @bb on the device and record it. */
+static int vmem_bbm_request(struct vmem *vm, unsigned long bb, bool plug)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	u64 addr = vmem_sb_addr(vm, mb);
+	int rc;
+
+	rc = plug ? vmem_req_plug(vm, addr, vm->cfg.block_size) :
+		    vmem_req_unplug(vm, addr, vm->cfg.block_size);
+	if (rc)
+		return rc;
+	vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, plug);
+	if (plug)
+		vm->plugged += vm->cfg.block_size;
+	else
+		vm->plugged -= vm->cfg.block_size;
+	return 0;
+}
+
+static int vmem_bbm_plug_bb(struct vmem *vm, unsigned long bb)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	int rc;
+
+	/* Bits set on an unused block: plugged earlier, adding failed. */
+	if (!vmem_sbm_test(&vm->sbm, mb, 0, 1, true)) {
+		rc = vmem_bbm_request(vm, bb, true);
+		if (rc)
+			return rc;
+	}
+	rc = vmem_mm_add(vm, mb, vm->mbs_per_bb);
+	if (rc)
+		vmem_bbm_request(vm, bb, false);
+	return rc;
+}
+
+static int vmem_bbm_plug(struct vmem *vm, u64 size)
+{
+	unsigned long todo = div64_u64(size, vm->cfg.block_size);
+	unsigned long nr = vmem_bbm_count(vm, vm->usable_mbs);
+	unsigned long bb;
+	int rc;
+
+	for (bb = 0; todo && bb < nr; bb++) {
+		if (vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED)
+			continue;
+		if (vmem_restart_pending(vm))
+			return -EINTR;
+		if (vmem_offline_budget(vm) < vm->mbs_per_bb) {
+			vmem_note_offline_wait(vm, true);
+			return -ENOSPC;
+		}
+		vmem_note_offline_wait(vm, false);
+		rc = vmem_bbm_plug_bb(vm, bb);
+		if (rc)
+			return rc;
+		todo--;
+	}
+	return todo ? -ENOSPC : 0;
+}
+
+/*
+ * Take every page of the online memory blocks of big block @bb from Linux,
+ * marking it offline. Undoes everything on failure.
+ */
+static int vmem_bbm_take_bb(struct vmem *vm, unsigned long bb)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	unsigned long i;
+	int rc = 0;
+
+	mutex_lock(&vm->hp_lock);
+	for (i = 0; i < vm->mbs_per_bb; i++) {
+		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE) {
+			rc = vmem_mm_take_pages(vm, mb + i, 1);
+			if (rc)
+				break;
+			vmem_mm_offline_pages(vm, mb + i, 1);
+		}
+		vmem_sbm_mark(&vm->sbm, mb + i, 1, false);
+	}
+	while (rc && i--) {
+		vmem_sbm_mark(&vm->sbm, mb + i, 1, true);
+		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE)
+			vmem_mm_online_pages(vm, mb + i, 1);
+	}
+	mutex_unlock(&vm->hp_lock);
+	return rc;
+}
+
+static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	int rc;
+
+	if (vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED) {
+		rc = vmem_bbm_take_bb(vm, bb);
+		if (rc)
+			return rc;
+		rc = vmem_mm_remove(vm, mb, vm->mbs_per_bb);
+		if (rc)
+			return -ENOMEM;
+	}
+	/* Removed, or never added: plugged on the device all the same. */
+	vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);
+	return vmem_bbm_request(vm, bb, false);
+}
+
+/* Unplug order: not in Linux, offline, movable, the rest; highest first. */
+static int vmem_bbm_unplug_pass(struct vmem *vm, unsigned long bb)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+
+	if (!vmem_bbm_plugged(vm, bb))
+		return -1;
+	switch (vmem_bbm_state(vm, bb)) {
+	case VMEM_MB_UNUSED:
+		return 0;
+	case VMEM_MB_OFFLINE:
+		return 1;
+	case VMEM_MB_ONLINE:
+		if (!READ_ONCE(vmem_unplug_online))
+			return -1;
+		return vmem_mm_mb_movable(vm, mb) ? 2 : 3;
+	default:
+		return -1;
+	}
+}
+
+static int vmem_bbm_unplug(struct vmem *vm, u64 size)
+{
+	unsigned long todo = div64_u64(size, vm->cfg.block_size);
+	unsigned long bb, nr = vmem_bbm_count(vm, vm->sbm.nr_mbs);
+	bool busy = false;
+	int pass, rc;
+
+	for (pass = 0; pass <= 3 && todo; pass++) {
+		for (bb = nr; todo && bb-- > 0;) {
+			if (vmem_bbm_unplug_pass(vm, bb) != pass)
+				continue;
+			if (vmem_restart_pending(vm))
+				return -EINTR;
+			rc = vmem_bbm_unplug_bb(vm, bb);
+			if (rc == -ENOMEM) {
+				busy = true;
+				continue;
+			}
+			if (rc)
+				return rc;
+			todo--;
+		}
+	}
+	if (!todo)
+		return 0;
+	return busy ? -ENOMEM : -ENOSPC;
+}
+
+static int vmem_bbm_adopt(struct vmem *vm)
+{
+	unsigned long bb, i, mb, nr = vmem_bbm_count(vm, vm->usable_mbs);
+	bool online, present;
+	int state;
+
+	for (bb = 0; bb < nr; bb++) {
+		mb = vmem_bbm_first_mb(vm, bb);
+		state = vmem_req_state(vm, vmem_sb_addr(vm, mb),
+				       vm->cfg.block_size);
+		if (state < 0)
+			return state;
+		if (state != VIRTIO_MEM_STATE_PLUGGED)
+			continue;
+		vm->plugged += vm->cfg.block_size;
+		present = false;
+		for (i = 0; i < vm->mbs_per_bb; i++) {
+			if (!vmem_mm_mb_present(vm, mb + i, &online))
+				continue;
+			present = true;
+			vmem_sbm_set_state(&vm->sbm, mb + i,
+					   online ? VMEM_MB_ONLINE :
+						    VMEM_MB_OFFLINE);
+		}
+		vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);
+		/* Plugged but never added: not in use, give it back. */
+		if (!present)
+			vmem_bbm_unplug_bb(vm, bb);
+	}
+	return 0;
+}
+
+static void vmem_bbm_teardown(struct vmem *vm)
+{
+	unsigned long bb, nr = vmem_bbm_count(vm, vm->sbm.nr_mbs);
+
+	for (bb = 0; bb < nr; bb++) {
+		int pass = vmem_bbm_unplug_pass(vm, bb);
+
+		if (pass == 0 || pass == 1)
+			vmem_bbm_unplug_bb(vm, bb);
+	}
+}
+
+const struct vmem_mode_ops vmem_bbm_ops = {
+	.name = "big-block",
+	.init = vmem_bbm_init,
+	.adopt = vmem_bbm_adopt,
+	.plug = vmem_bbm_plug,
+	.unplug = vmem_bbm_unplug,
+	.teardown = vmem_bbm_teardown,
+};
