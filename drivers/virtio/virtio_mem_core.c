@@ -2,14 +2,13 @@
 /*
  * virtio-mem: paravirtualized memory hot(un)plug.
  *
- * Probe and removal, module parameters, and the work item that drives the
- * device towards the host's requested size.
+ * Probe and removal, and the work item that drives the device towards the
+ * host's requested size.
  */
 #include <linux/crash_dump.h>
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
 #include <linux/module.h>
-#include <linux/moduleparam.h>
 #include <linux/numa.h>
 #include <linux/slab.h>
 #include <linux/virtio_config.h>
@@ -19,83 +18,6 @@
 #endif
 
 #include "virtio_mem_dev.h"
-
-/* --- module parameters --- */
-
-struct vmem_uint_param {
-	unsigned int *val;
-	unsigned int min;
-	unsigned int max;
-};
-
-static int vmem_param_set(const char *s, const struct kernel_param *kp)
-{
-	const struct vmem_uint_param *p = kp->arg;
-	unsigned int val;
-
-	if (kstrtouint(s, 0, &val)) {
-		pr_err("virtio_mem: %s: '%s' is not a number\n", kp->name, s);
-		return -EINVAL;
-	}
-	if (val < p->min || val > p->max) {
-		pr_err("virtio_mem: %s=%u is out of range [%u, %u]\n",
-		       kp->name, val, p->min, p->max);
-		return -ERANGE;
-	}
-	WRITE_ONCE(*p->val, val);
-	return 0;
-}
-
-static int vmem_param_get(char *buf, const struct kernel_param *kp)
-{
-	const struct vmem_uint_param *p = kp->arg;
-
-	return sysfs_emit(buf, "%u\n", READ_ONCE(*p->val));
-}
-
-static const struct kernel_param_ops vmem_uint_param_ops = {
-	.set = vmem_param_set,
-	.get = vmem_param_get,
-};
-
-/* Each parameter: its value, its bounds, and the ops that enforce them. */
-#define VMEM_PARAM(var, lo, hi)						\
-	static struct vmem_uint_param var##_param = {			\
-		.val = &(var), .min = (lo), .max = (hi),		\
-	}
-
-unsigned int vmem_offline_limit_mb = 1024;
-VMEM_PARAM(vmem_offline_limit_mb, 128, 1048576);
-module_param_cb(offline_limit_mb, &vmem_uint_param_ops,
-		&vmem_offline_limit_mb_param, 0644);
-MODULE_PARM_DESC(offline_limit_mb,
-		 "Stop adding memory while this many MiB are added but offline [128..1048576]");
-
-unsigned int vmem_backoff_min_ms = 100;
-VMEM_PARAM(vmem_backoff_min_ms, 10, 60000);
-module_param_cb(backoff_min_ms, &vmem_uint_param_ops,
-		&vmem_backoff_min_ms_param, 0644);
-MODULE_PARM_DESC(backoff_min_ms,
-		 "First retry delay after a failure, in ms [10..60000]");
-
-unsigned int vmem_backoff_max_ms = 10000;
-VMEM_PARAM(vmem_backoff_max_ms, 10, 600000);
-module_param_cb(backoff_max_ms, &vmem_uint_param_ops,
-		&vmem_backoff_max_ms_param, 0644);
-MODULE_PARM_DESC(backoff_max_ms,
-		 "Longest retry delay after repeated failures, in ms [10..600000]");
-
-unsigned int vmem_req_timeout_s = 60;
-VMEM_PARAM(vmem_req_timeout_s, 1, 3600);
-module_param_cb(request_timeout_s, &vmem_uint_param_ops,
-		&vmem_req_timeout_s_param, 0644);
-MODULE_PARM_DESC(request_timeout_s,
-		 "Stop using a device that leaves a request unanswered this long, in s [1..3600]");
-
-bool vmem_unplug_online = true;
-module_param_named(unplug_online, vmem_unplug_online, bool, 0644);
-MODULE_PARM_DESC(unplug_online,
-		 "Unplug online memory by migrating its pages away; if off, only offline memory is unplugged");
 
 /* --- configuration --- */
 
@@ -186,18 +108,23 @@ bool vmem_restart_pending(struct vmem *vm)
 	return READ_ONCE(vm->config_pending) || READ_ONCE(vm->removing);
 }
 
-static void vmem_retry_later(struct vmem *vm)
+static void vmem_retry_in(struct vmem *vm, unsigned int ms)
 {
 	unsigned long flags;
 
-	vm->backoff_ms = vmem_backoff_next(vm->backoff_ms,
-					   READ_ONCE(vmem_backoff_min_ms),
-					   READ_ONCE(vmem_backoff_max_ms));
 	spin_lock_irqsave(&vm->lock, flags);
 	if (!vm->removing)
 		queue_delayed_work(system_freezable_wq, &vm->work,
-				   msecs_to_jiffies(vm->backoff_ms));
+				   msecs_to_jiffies(ms));
 	spin_unlock_irqrestore(&vm->lock, flags);
+}
+
+static void vmem_retry_later(struct vmem *vm)
+{
+	vm->backoff_ms = vmem_backoff_next(vm->backoff_ms,
+					   READ_ONCE(vmem_backoff_min_ms),
+					   READ_ONCE(vmem_backoff_max_ms));
+	vmem_retry_in(vm, vm->backoff_ms);
 }
 
 static int vmem_do_unplug_all(struct vmem *vm)
@@ -237,6 +164,7 @@ static void vmem_resync(struct vmem *vm)
 	unsigned long g, sb, extra = 0, lost = 0;
 	int state, st;
 
+	vm->stats.resyncs++;
 	for (g = 0; g + group <= total; g += group) {
 		state = vmem_req_state(vm, vmem_sb_addr(vm, g),
 				       group * vm->sb_size);
@@ -301,6 +229,14 @@ static void vmem_work_fn(struct work_struct *work)
 	case -EINTR:
 		/* A new request arrived: act on it right away. */
 		vmem_queue_work(vm);
+		break;
+	case -ENOBUFS:
+		/*
+		 * The guest cannot spare more now. Nothing notifies us when
+		 * memory frees up, so look again soon: a cheap check.
+		 */
+		vm->backoff_ms = 0;
+		vmem_retry_in(vm, READ_ONCE(vmem_pressure_poll_ms));
 		break;
 	case -ETIMEDOUT:
 	case -ENODEV:
@@ -526,6 +462,9 @@ static int vmem_probe(struct virtio_device *vdev)
 	rc = vmem_adopt_or_clean(vm);
 	if (rc)
 		goto err_ready;
+	rc = vmem_sysfs_add(vm);
+	if (rc)
+		goto err_ready;
 	vmem_queue_work(vm);
 	return 0;
 
@@ -547,6 +486,7 @@ static void vmem_remove(struct virtio_device *vdev)
 	struct vmem *vm = vdev->priv;
 	bool in_use;
 
+	vmem_sysfs_remove(vm);
 	spin_lock_irq(&vm->lock);
 	vm->removing = true;
 	spin_unlock_irq(&vm->lock);
@@ -573,6 +513,23 @@ static void vmem_remove(struct virtio_device *vdev)
 	kfree(vm);
 }
 
+#ifdef CONFIG_PM_SLEEP
+/*
+ * Without VIRTIO_MEM_F_PERSISTENT_SUSPEND nothing promises that plugged
+ * memory survives suspend, and a reset device would lose our queue: refuse.
+ */
+static int vmem_freeze(struct virtio_device *vdev)
+{
+	dev_err(&vdev->dev, "suspend/hibernation is not supported with virtio-mem devices\n");
+	return -EPERM;
+}
+
+static int vmem_restore(struct virtio_device *vdev)
+{
+	return -EPERM;
+}
+#endif
+
 static unsigned int vmem_features[] = {
 #ifdef CONFIG_ACPI_NUMA
 	VIRTIO_MEM_F_ACPI_PXM,
@@ -594,6 +551,10 @@ static struct virtio_driver vmem_driver = {
 	.probe = vmem_probe,
 	.remove = vmem_remove,
 	.config_changed = vmem_config_changed,
+#ifdef CONFIG_PM_SLEEP
+	.freeze = vmem_freeze,
+	.restore = vmem_restore,
+#endif
 };
 
 module_virtio_driver(vmem_driver);

@@ -27,6 +27,9 @@
  * @nacks: NACK answers
  * @errors: ERROR answers and malformed answers
  * @add_failures: failed attempts to add a memory block
+ * @pressure_stops: unplug steps held back to keep the guest's reserve
+ * @isolation_failures: online memory that could not be freed for unplug
+ * @resyncs: re-synchronisations with the device after ERROR answers
  */
 struct vmem_stats {
 	unsigned long requests[4];
@@ -34,6 +37,9 @@ struct vmem_stats {
 	unsigned long nacks;
 	unsigned long errors;
 	unsigned long add_failures;
+	unsigned long pressure_stops;
+	unsigned long isolation_failures;
+	unsigned long resyncs;
 };
 
 struct vmem;
@@ -49,7 +55,8 @@ struct vmem;
  *
  * @plug and @unplug return 0 when done, -EINTR when the configuration
  * changed meanwhile, -ENOSPC when they must wait for an event (onlining,
- * offlining, a configuration change), or an error to retry after a backoff.
+ * offlining, a configuration change), -ENOBUFS when unplugging more would
+ * leave the guest short of memory, or an error to retry after a backoff.
  */
 struct vmem_mode_ops {
 	const char *name;
@@ -99,6 +106,7 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @waiting_online: stopped adding memory until some gets onlined
  * @warned_offline: the offline cap message was logged for this wait
  * @warned_mismatch: plugged size mismatch was reported
+ * @warned_pressure: the unplug pause for memory pressure was reported
  * @stats: counters
  * @list: entry in the list of all devices
  */
@@ -139,17 +147,22 @@ struct vmem {
 	bool waiting_online;
 	bool warned_offline;
 	bool warned_mismatch;
+	bool warned_pressure;
 
 	struct vmem_stats stats;
 	struct list_head list;
 };
 
-/* Module parameters (virtio_mem_core.c). */
+/* Module parameters and sysfs (virtio_mem_sysfs.c). */
 extern unsigned int vmem_offline_limit_mb;
 extern unsigned int vmem_backoff_min_ms;
 extern unsigned int vmem_backoff_max_ms;
 extern unsigned int vmem_req_timeout_s;
 extern bool vmem_unplug_online;
+extern unsigned int vmem_unplug_reserve_mb;
+extern unsigned int vmem_pressure_poll_ms;
+int vmem_sysfs_add(struct vmem *vm);
+void vmem_sysfs_remove(struct vmem *vm);
 
 /* Request path (virtio_mem_req.c). */
 int vmem_req_plug(struct vmem *vm, u64 addr, u64 size);
@@ -171,6 +184,7 @@ void vmem_mm_return_pages(struct vmem *vm, unsigned long first_sb,
 			  unsigned long nr);
 void vmem_mm_offline_pages(struct vmem *vm, unsigned long first_sb,
 			   unsigned long nr);
+bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
 bool vmem_mm_region_in_use(u64 addr, u64 size);

@@ -135,17 +135,55 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
  * every page; it either unplugs them and calls vmem_mm_offline_pages(), or
  * gives them back with vmem_mm_return_pages().
  *
- * Return: 0, or -ENOMEM if the memory could not be freed.
+ * Return: 0; -ENOBUFS if taking the range would leave the guest short of
+ * memory (see vmem_mm_headroom_ok()); -ENOMEM if the memory could not be
+ * freed.
  */
 int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
 		       unsigned long nr)
 {
 	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
+	unsigned long nr_pages = nr * vmem_sb_pages(vm);
 
-	if (alloc_contig_range(pfn, pfn + nr * vmem_sb_pages(vm),
-			       MIGRATE_MOVABLE, GFP_KERNEL | __GFP_NOWARN))
+	if (!vmem_mm_headroom_ok(vm, nr_pages))
+		return -ENOBUFS;
+	if (alloc_contig_range(pfn, pfn + nr_pages, MIGRATE_MOVABLE,
+			       GFP_KERNEL | __GFP_NOWARN)) {
+		vm->stats.isolation_failures++;
 		return -ENOMEM;
+	}
 	return 0;
+}
+
+/**
+ * vmem_mm_headroom_ok() - whether the guest can spare @nr_pages more
+ * @vm: the device
+ * @nr_pages: pages about to be unplugged
+ *
+ * Unplugging online memory shrinks what the guest has; past a point that
+ * means reclaim storms and the OOM killer. Memory available to the guest
+ * (free memory above the zone watermarks, plus what reclaim can free) must
+ * stay above the operator's reserve after the unplug.
+ *
+ * Return: true if the unplug keeps the reserve.
+ */
+bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages)
+{
+	long avail = si_mem_available();
+	long reserve = (long)READ_ONCE(vmem_unplug_reserve_mb) << (20 - PAGE_SHIFT);
+
+	if (avail - (long)nr_pages >= reserve) {
+		vm->warned_pressure = false;
+		return true;
+	}
+	vm->stats.pressure_stops++;
+	if (!vm->warned_pressure)
+		dev_info(&vm->vdev->dev,
+			 "unplug paused: %ld MiB available, keeping %ld MiB; resuming once memory frees up\n",
+			 avail >> (20 - PAGE_SHIFT),
+			 reserve >> (20 - PAGE_SHIFT));
+	vm->warned_pressure = true;
+	return false;
 }
 
 /**

@@ -270,8 +270,9 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
  * @size: bytes to unplug; rounded down to whole sub-blocks
  *
  * Return: 0 when done; -ENOSPC when only online memory is left and
- * unplug_online is off; -ENOMEM when some memory could not be freed now;
- * -EINTR on a configuration change; else a request error.
+ * unplug_online is off; -ENOBUFS when the guest cannot spare more; -ENOMEM
+ * when some memory could not be freed now; -EINTR on a configuration
+ * change; else a request error.
  */
 static int vmem_sbm_unplug(struct vmem *vm, u64 size)
 {

@@ -1,0 +1,42 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install what the virtio-mem VM tests need on Debian 12 (run as root).
+# Idempotent and fast when everything is present: dpkg-query is asked
+# first and apt is only touched for packages that are missing.
+set -euo pipefail
+
+PKGS=(
+	qemu-system-x86
+	linux-image-amd64
+	linux-headers-amd64
+	linux-source-6.1
+	busybox-static
+	sparse
+	cpio
+	kmod
+	make
+	gcc
+	python3
+	python3-pytest
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	# Status is "install ok installed" only for fully installed packages.
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[ "$st" = "install ok installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "deps.sh: installing: ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: need root to install packages" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
