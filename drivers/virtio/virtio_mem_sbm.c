@@ -180,7 +180,8 @@ static int vmem_sbm_unplug_online_mb(struct vmem *vm, unsigned long mb,
 			*todo -= spm;
 			return 0;
 		}
-		if (rc != -ENOMEM)
+		/* Busy or short of memory as a whole: maybe in parts. */
+		if (rc != -ENOMEM && rc != -ENOBUFS)
 			return rc;
 	}
 
