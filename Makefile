@@ -4,7 +4,13 @@
 #
 #   make                  build drivers/virtio/virtio_mem.ko
 #   make demo             boot a QEMU guest, grow it, show its memory follow
-#   make check            run every test (installs what it needs)
+#   make bench            compare with Debian's own driver (BENCH_ARGS=--reps N)
+#   make check            run every test (installs what it needs):
+#                         check-module, then check-builtin
+#   make check-module     module tests on Debian's kernel
+#   make check-builtin    build the kernel below, boot it: KUnit, boot tests
+#   make kernel           guest kernel with the driver and KUnit built in
+#   make kernel-check     W=1 and sparse over our objects in that kernel
 #   make checkpatch       checkpatch.pl --strict over the driver
 #   make sparse           sparse (C=2) over the driver
 #   make modules_install  install where modprobe prefers it over the distro's
@@ -28,8 +34,8 @@ KBUILD := $(MAKE) -C $(KDIR) M=$(DRV) CONFIG_VIRTIO_MEM=m
 
 SRCS := $(wildcard $(DRV)/*.c $(DRV)/*.h) $(TOP)/include/uapi/linux/virtio_mem.h
 
-.PHONY: all module clean deps check demo checkpatch sparse modules_install \
-	unit
+.PHONY: all module clean deps check demo bench checkpatch sparse \
+	modules_install unit check-module check-builtin kernel kernel-check
 
 all: module
 
@@ -55,13 +61,28 @@ modules_install: module
 unit:
 	$(MAKE) -C $(TESTDIR)/unit run
 
+# Both halves run even if the first fails; pytest's 5 (nothing selected,
+# e.g. by TESTS=-k ...) is not a failure.
 check: deps
+	@rc=0; $(MAKE) check-module || rc=1; \
+	$(MAKE) check-builtin || rc=1; exit $$rc
+
+check-module: deps
 	$(MAKE) module
-	$(TESTDIR)/run-tests.sh $(TESTS)
+	$(TESTDIR)/run-tests.sh -m 'not builtin' $(TESTS) || [ $$? -eq 5 ]
+
+check-builtin: deps
+	$(MAKE) kernel
+	$(TESTDIR)/run-tests.sh -m builtin $(TESTS) || [ $$? -eq 5 ]
 
 demo: deps
 	$(MAKE) module
 	$(PYTHON) $(TESTDIR)/demo.py
+
+# Not part of check: compares timings with Debian's virtio_mem.ko.
+bench: deps
+	$(MAKE) module
+	$(PYTHON) $(TESTDIR)/bench.py $(BENCH_ARGS)
 
 # Debian's linux-source, unpacked once: checkpatch runs inside it so that it
 # knows the kernel's own identifiers; the built-in kernel is built from it.
@@ -94,3 +115,15 @@ sparse:
 	$(KBUILD) C=2 CHECK="sparse" modules 2>&1 | tee $(BUILD)/sparse.log
 	@! grep -E 'warning:|error:' $(BUILD)/sparse.log
 	@echo "sparse: clean"
+
+# The guest kernel with the driver and its KUnit tests built in, from
+# $(LINUX_SRC) with our files overlaid; incremental after the first build.
+KERNEL_OUT ?= $(BUILD)/kernel-build
+BUILD_KERNEL := LINUX_SRC=$(LINUX_SRC) KERNEL_OUT=$(KERNEL_OUT) \
+	$(TESTDIR)/build-kernel.sh
+
+kernel: $(LINUX_SRC)/.unpacked
+	$(BUILD_KERNEL)
+
+kernel-check: $(LINUX_SRC)/.unpacked
+	$(BUILD_KERNEL) --check

@@ -199,6 +199,25 @@ static void vmem_resync(struct vmem *vm)
 		dev_info(&vm->vdev->dev, "resync: device state matches ours\n");
 }
 
+/*
+ * Fault injection: unplug a sub-block the device has unplugged (or plug
+ * one it has plugged), which the device must answer with ERROR.
+ */
+static int vmem_inject_bad_request(struct vmem *vm)
+{
+	unsigned long nr = vm->usable_mbs * vm->sbm.sbs_per_mb;
+	unsigned long sb, len;
+	u64 size = vm->sb_size * vm->mbs_per_bb;
+
+	WRITE_ONCE(vm->inject_error, false);
+	if (!nr)
+		return 0;
+	if (vmem_sbm_find_run(&vm->sbm, 0, nr, false, &sb, &len) &&
+	    len >= vm->mbs_per_bb)
+		return vmem_req_unplug(vm, vmem_sb_addr(vm, sb), size);
+	return vmem_req_plug(vm, vmem_sb_addr(vm, 0), size);
+}
+
 static void vmem_work_fn(struct work_struct *work)
 {
 	struct vmem *vm = container_of(to_delayed_work(work), struct vmem,
@@ -212,6 +231,8 @@ static void vmem_work_fn(struct work_struct *work)
 	rc = vmem_refresh_config(vm);
 	if (!rc && vm->unplug_all)
 		rc = vmem_do_unplug_all(vm);
+	if (!rc && READ_ONCE(vm->inject_error))
+		rc = vmem_inject_bad_request(vm);
 	if (!rc) {
 		requested = vm->cfg.requested_size;
 		if (requested > vm->plugged)
@@ -557,7 +578,25 @@ static struct virtio_driver vmem_driver = {
 #endif
 };
 
-module_virtio_driver(vmem_driver);
+static int __init vmem_module_init(void)
+{
+	int rc;
+
+	vmem_debugfs_init();
+	rc = register_virtio_driver(&vmem_driver);
+	if (rc)
+		vmem_debugfs_exit();
+	return rc;
+}
+module_init(vmem_module_init);
+
+static void __exit vmem_module_exit(void)
+{
+	unregister_virtio_driver(&vmem_driver);
+	vmem_debugfs_exit();
+}
+module_exit(vmem_module_exit);
+
 MODULE_DEVICE_TABLE(virtio, vmem_id_table);
 MODULE_DESCRIPTION("Virtio-mem driver");
 MODULE_LICENSE("GPL");

@@ -108,6 +108,8 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @warned_mismatch: plugged size mismatch was reported
  * @warned_pressure: the unplug pause for memory pressure was reported
  * @stats: counters
+ * @inject_error: send one bad request on the next run (debugfs, testing)
+ * @debugfs: the device's debugfs directory
  * @list: entry in the list of all devices
  */
 struct vmem {
@@ -150,6 +152,8 @@ struct vmem {
 	bool warned_pressure;
 
 	struct vmem_stats stats;
+	bool inject_error;
+	struct dentry *debugfs;
 	struct list_head list;
 };
 
@@ -161,6 +165,8 @@ extern unsigned int vmem_req_timeout_s;
 extern bool vmem_unplug_online;
 extern unsigned int vmem_unplug_reserve_mb;
 extern unsigned int vmem_pressure_poll_ms;
+void vmem_debugfs_init(void);
+void vmem_debugfs_exit(void);
 int vmem_sysfs_add(struct vmem *vm);
 void vmem_sysfs_remove(struct vmem *vm);
 

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * virtio-mem user interface: module parameters, with bounds that are
- * enforced with a clear message, and read-only sysfs attributes that show
- * what each device is doing (/sys/bus/virtio/devices/virtioN/virtio_mem/).
+ * enforced with a clear message; read-only sysfs attributes that show what
+ * each device is doing (/sys/bus/virtio/devices/virtioN/virtio_mem/); and a
+ * debugfs fault-injection knob for testing the error path.
  */
+#include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/moduleparam.h>
 #include <linux/sysfs.h>
@@ -178,14 +180,56 @@ static const struct attribute_group vmem_attr_group = {
 	.attrs = vmem_attrs,
 };
 
+/* --- debugfs --- */
+
+/*
+ * Writing 1 to virtio_mem/virtioN/inject_error makes the driver send one
+ * request the device must answer with ERROR, to exercise its recovery.
+ */
+static int vmem_inject_error_set(void *data, u64 val)
+{
+	struct vmem *vm = data;
+
+	if (val != 1)
+		return -EINVAL;
+	WRITE_ONCE(vm->inject_error, true);
+	vmem_queue_work(vm);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(vmem_inject_error_fops, NULL, vmem_inject_error_set,
+			 "%llu\n");
+
+static struct dentry *vmem_debugfs_root;
+
+/** vmem_debugfs_init() - create the driver's debugfs directory */
+void vmem_debugfs_init(void)
+{
+	vmem_debugfs_root = debugfs_create_dir("virtio_mem", NULL);
+}
+
+/** vmem_debugfs_exit() - remove it */
+void vmem_debugfs_exit(void)
+{
+	debugfs_remove_recursive(vmem_debugfs_root);
+}
+
+static void vmem_debugfs_add(struct vmem *vm)
+{
+	vm->debugfs = debugfs_create_dir(dev_name(&vm->vdev->dev),
+					 vmem_debugfs_root);
+	debugfs_create_file_unsafe("inject_error", 0200, vm->debugfs, vm,
+				   &vmem_inject_error_fops);
+}
+
 /**
- * vmem_sysfs_add() - publish the device's attributes
+ * vmem_sysfs_add() - publish the device's attributes and debugfs files
  * @vm: the device, fully set up
  *
  * Return: 0 or a negative error.
  */
 int vmem_sysfs_add(struct vmem *vm)
 {
+	vmem_debugfs_add(vm);
 	return device_add_group(&vm->vdev->dev, &vmem_attr_group);
 }
 
@@ -196,4 +240,5 @@ int vmem_sysfs_add(struct vmem *vm)
 void vmem_sysfs_remove(struct vmem *vm)
 {
 	device_remove_group(&vm->vdev->dev, &vmem_attr_group);
+	debugfs_remove_recursive(vm->debugfs);
 }
