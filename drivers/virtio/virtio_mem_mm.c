@@ -375,15 +375,20 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
 	unsigned long i;
 	int rc;
 
+	/* The notifier updates other blocks' states meanwhile: lock. */
+	mutex_lock(&vm->hp_lock);
 	for (i = 0; i < nr; i++)
 		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_OFFLINE);
+	mutex_unlock(&vm->hp_lock);
 	rc = add_memory_driver_managed(vm->mgid, vmem_mb_addr(vm, mb),
 				       nr * vm->mb_size, VMEM_RES_NAME,
 				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID);
 	if (rc) {
 		vm->stats.add_failures++;
+		mutex_lock(&vm->hp_lock);
 		for (i = 0; i < nr; i++)
 			vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_UNUSED);
+		mutex_unlock(&vm->hp_lock);
 		dev_warn_ratelimited(&vm->vdev->dev,
 				     "adding memory at 0x%llx failed: %d\n",
 				     vmem_mb_addr(vm, mb), rc);
