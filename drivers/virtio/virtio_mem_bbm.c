@@ -40,16 +40,25 @@ static unsigned long vmem_bbm_count(struct vmem *vm, unsigned long mbs)
 	return mbs / vm->mbs_per_bb;
 }
 
-/* State of a big block: that of its first memory block, ONLINE if any is. */
+/*
+ * State of a big block: a transition of any of its memory blocks if there
+ * is one, else ONLINE if any is online, else that of its first block.
+ */
 static enum vmem_mb_state vmem_bbm_state(struct vmem *vm, unsigned long bb)
 {
 	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	enum vmem_mb_state state, ret = vmem_sbm_state(&vm->sbm, mb);
 	unsigned long i;
 
-	for (i = 0; i < vm->mbs_per_bb; i++)
-		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE)
-			return VMEM_MB_ONLINE;
-	return vmem_sbm_state(&vm->sbm, mb);
+	for (i = 0; i < vm->mbs_per_bb; i++) {
+		state = vmem_sbm_state(&vm->sbm, mb + i);
+		if (state == VMEM_MB_REMOVING || state == VMEM_MB_ONLINING ||
+		    state == VMEM_MB_OFFLINING)
+			return state;
+		if (state == VMEM_MB_ONLINE)
+			ret = VMEM_MB_ONLINE;
+	}
+	return ret;
 }
 
 static bool vmem_bbm_plugged(struct vmem *vm, unsigned long bb)
@@ -127,10 +136,17 @@ static int vmem_bbm_plug(struct vmem *vm, u64 size)
 static int vmem_bbm_take_bb(struct vmem *vm, unsigned long bb)
 {
 	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	enum vmem_mb_state state;
 	unsigned long i;
 	int rc = 0;
 
 	mutex_lock(&vm->hp_lock);
+	state = vmem_bbm_state(vm, bb);
+	if (state != VMEM_MB_ONLINE && state != VMEM_MB_OFFLINE) {
+		/* Onlining or offlining right now: later. */
+		mutex_unlock(&vm->hp_lock);
+		return -ENOMEM;
+	}
 	for (i = 0; i < vm->mbs_per_bb; i++) {
 		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE) {
 			rc = vmem_mm_take_pages(vm, mb + i, 1);

@@ -15,13 +15,20 @@
  * @VMEM_MB_OFFLINE: added, offline
  * @VMEM_MB_ONLINE: added and online
  * @VMEM_MB_REMOVING: being offlined and removed by the driver
+ * @VMEM_MB_ONLINING: being onlined (sysfs or the online policy)
+ * @VMEM_MB_OFFLINING: being offlined (sysfs)
  * @VMEM_MB_NR_STATES: number of states
+ *
+ * The driver leaves the sub-blocks of a block alone while it is onlining or
+ * offlining: the core reads them meanwhile.
  */
 enum vmem_mb_state {
 	VMEM_MB_UNUSED = 0,
 	VMEM_MB_OFFLINE,
 	VMEM_MB_ONLINE,
 	VMEM_MB_REMOVING,
+	VMEM_MB_ONLINING,
+	VMEM_MB_OFFLINING,
 	VMEM_MB_NR_STATES,
 };
 

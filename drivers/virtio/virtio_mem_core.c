@@ -462,6 +462,7 @@ static int vmem_probe(struct virtio_device *vdev)
 	init_waitqueue_head(&vm->resp_wq);
 	mutex_init(&vm->req_lock);
 	mutex_init(&vm->hp_lock);
+	vm->refs_dropped_mb = ULONG_MAX;
 	spin_lock_init(&vm->lock);
 	INIT_DELAYED_WORK(&vm->work, vmem_work_fn);
 	INIT_LIST_HEAD(&vm->list);

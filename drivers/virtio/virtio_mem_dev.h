@@ -92,9 +92,10 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @usable_mbs: memory blocks fully inside the usable region
  * @sbm: sub-block bookkeeping
  * @plugged: bytes this driver has plugged
- * @hp_lock: serialises sub-block state changes of added memory blocks
- *	against onlining and offlining of those blocks
- * @hp_locked: @hp_lock is held across a pair of memory notifications
+ * @hp_lock: protects memory block states and the sub-block bits of added
+ *	blocks against the memory notifier
+ * @refs_dropped_mb: block whose unplugged pages gave up their reference
+ *	for an offlining in progress, ULONG_MAX if none
  * @memory_nb: memory notifier
  * @work: the state machine
  * @lock: protects @removing
@@ -135,8 +136,8 @@ struct vmem {
 	struct vmem_sbm sbm;
 	u64 plugged;
 
-	struct mutex hp_lock; /* sub-block states vs. (off)lining */
-	bool hp_locked;
+	struct mutex hp_lock; /* block states vs. memory notifier */
+	unsigned long refs_dropped_mb;
 	struct notifier_block memory_nb;
 
 	struct delayed_work work;

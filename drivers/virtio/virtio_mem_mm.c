@@ -41,11 +41,11 @@ static struct vmem *vmem_find(unsigned long pfn)
 	return NULL;
 }
 
+/* Caller holds page_offline_begin(). */
 static void vmem_pages_set_offline(unsigned long pfn, unsigned long nr)
 {
 	unsigned long i;
 
-	page_offline_begin();
 	for (i = 0; i < nr; i++) {
 		struct page *page = pfn_to_page(pfn + i);
 
@@ -53,7 +53,6 @@ static void vmem_pages_set_offline(unsigned long pfn, unsigned long nr)
 		__ClearPageReserved(page);
 		__SetPageOffline(page);
 	}
-	page_offline_end();
 }
 
 /* Hand pfn-aligned, power-of-two sized chunks to the buddy. */
@@ -71,7 +70,8 @@ static void vmem_pages_to_buddy(unsigned long pfn, unsigned long nr)
 
 /*
  * Called by the core while onlining, between MEM_GOING_ONLINE and
- * MEM_ONLINE, so the bitmap of the block cannot change underneath.
+ * MEM_ONLINE: the block is VMEM_MB_ONLINING, so the driver leaves its
+ * bitmap alone meanwhile.
  */
 static void vmem_online_page_cb(struct page *page, unsigned int order)
 {
@@ -79,10 +79,13 @@ static void vmem_online_page_cb(struct page *page, unsigned int order)
 	unsigned long end = pfn + (1UL << order);
 	struct vmem *vm;
 
+	/* It sleeps: take it before entering the RCU read side. */
+	page_offline_begin();
 	rcu_read_lock();
 	vm = vmem_find(pfn);
 	if (!vm) {
 		rcu_read_unlock();
+		page_offline_end();
 		generic_online_page(page, order);
 		return;
 	}
@@ -99,6 +102,7 @@ static void vmem_online_page_cb(struct page *page, unsigned int order)
 		pfn += nr;
 	}
 	rcu_read_unlock();
+	page_offline_end();
 }
 
 /**
@@ -283,20 +287,18 @@ static void vmem_unplugged_pages_adjust(struct vmem *vm, unsigned long mb,
 	}
 }
 
-static void vmem_hp_lock(struct vmem *vm)
+/* A block finished onlining or offlining: the work may have skipped it. */
+static void vmem_transition_done(struct vmem *vm)
 {
-	mutex_lock(&vm->hp_lock);
-	vm->hp_locked = true;
+	if (READ_ONCE(vm->plugged) != READ_ONCE(vm->cfg.requested_size) ||
+	    READ_ONCE(vm->waiting_online))
+		vmem_queue_work(vm);
 }
 
-static void vmem_hp_unlock(struct vmem *vm)
-{
-	if (vm->hp_locked) {
-		vm->hp_locked = false;
-		mutex_unlock(&vm->hp_lock);
-	}
-}
-
+/*
+ * hp_lock is never held across notifications: a block in transition is
+ * marked VMEM_MB_ONLINING/OFFLINING instead, and the driver skips it.
+ */
 static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 			  void *arg)
 {
@@ -304,6 +306,7 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 	struct memory_notify *mhp = arg;
 	u64 start = PFN_PHYS(mhp->start_pfn);
 	u64 first = vmem_mb_addr(vm, 0);
+	enum vmem_mb_state state;
 	unsigned long mb;
 	int rc = NOTIFY_OK;
 
@@ -314,48 +317,50 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 		return NOTIFY_BAD;
 	mb = div64_u64(start - first, vm->mb_size);
 
+	mutex_lock(&vm->hp_lock);
+	state = vmem_sbm_state(&vm->sbm, mb);
 	switch (action) {
 	case MEM_GOING_ONLINE:
-		vmem_hp_lock(vm);
-		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_REMOVING) {
+		if (state == VMEM_MB_REMOVING) {
 			dev_warn_ratelimited(&vm->vdev->dev,
 					     "memory block %llu is being removed: refusing to online it\n",
 					     div64_u64(start, vm->mb_size));
-			vmem_hp_unlock(vm);
 			rc = NOTIFY_BAD;
+		} else if (state == VMEM_MB_OFFLINE) {
+			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_ONLINING);
 		}
 		break;
-	case MEM_GOING_OFFLINE:
-		vmem_hp_lock(vm);
-		vmem_unplugged_pages_adjust(vm, mb, true);
-		break;
 	case MEM_ONLINE:
-		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_OFFLINE)
-			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_ONLINE);
-		vmem_hp_unlock(vm);
-		/* Onlining may unblock plugging held back by the offline cap. */
-		if (READ_ONCE(vm->waiting_online))
-			vmem_queue_work(vm);
+	case MEM_CANCEL_ONLINE:
+		if (state == VMEM_MB_ONLINING)
+			vmem_sbm_set_state(&vm->sbm, mb, action == MEM_ONLINE ?
+					   VMEM_MB_ONLINE : VMEM_MB_OFFLINE);
+		break;
+	case MEM_GOING_OFFLINE:
+		if (state == VMEM_MB_ONLINE)
+			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_OFFLINING);
+		vmem_unplugged_pages_adjust(vm, mb, true);
+		vm->refs_dropped_mb = mb;
 		break;
 	case MEM_OFFLINE:
-		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_ONLINE)
-			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_OFFLINE);
-		vmem_hp_unlock(vm);
-		/* Offline memory is the cheapest to unplug. */
-		if (vm->plugged > vm->cfg.requested_size)
-			vmem_queue_work(vm);
-		break;
 	case MEM_CANCEL_OFFLINE:
-		if (vm->hp_locked)
-			vmem_unplugged_pages_adjust(vm, mb, false);
-		vmem_hp_unlock(vm);
-		break;
-	case MEM_CANCEL_ONLINE:
-		vmem_hp_unlock(vm);
+		if (vm->refs_dropped_mb == mb) {
+			if (action == MEM_CANCEL_OFFLINE)
+				vmem_unplugged_pages_adjust(vm, mb, false);
+			vm->refs_dropped_mb = ULONG_MAX;
+		}
+		if (state == VMEM_MB_OFFLINING)
+			vmem_sbm_set_state(&vm->sbm, mb, action == MEM_OFFLINE ?
+					   VMEM_MB_OFFLINE : VMEM_MB_ONLINE);
 		break;
 	default:
 		break;
 	}
+	mutex_unlock(&vm->hp_lock);
+
+	if (action == MEM_ONLINE || action == MEM_CANCEL_ONLINE ||
+	    action == MEM_OFFLINE || action == MEM_CANCEL_OFFLINE)
+		vmem_transition_done(vm);
 	return rc;
 }
 
@@ -408,7 +413,8 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
  * VMEM_MB_REMOVING first so that nobody onlines them meanwhile; their
  * sub-block bits are left alone.
  *
- * Return: 0 with the blocks VMEM_MB_UNUSED, or the error of
+ * Return: 0 with the blocks VMEM_MB_UNUSED; -ENOMEM if a block is being
+ * onlined or offlined (try again later); or the error of
  * offline_and_remove_memory() with the blocks in their actual state.
  */
 int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
@@ -418,6 +424,15 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
 	int rc;
 
 	mutex_lock(&vm->hp_lock);
+	for (i = 0; i < nr; i++) {
+		enum vmem_mb_state state = vmem_sbm_state(&vm->sbm, mb + i);
+
+		if (state != VMEM_MB_ONLINE && state != VMEM_MB_OFFLINE) {
+			/* Onlining or offlining right now: later. */
+			mutex_unlock(&vm->hp_lock);
+			return -ENOMEM;
+		}
+	}
 	for (i = 0; i < nr; i++)
 		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_REMOVING);
 	mutex_unlock(&vm->hp_lock);
