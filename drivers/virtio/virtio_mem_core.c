@@ -8,6 +8,7 @@
 #include <linux/crash_dump.h>
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/numa.h>
 #include <linux/slab.h>
@@ -218,6 +219,19 @@ static int vmem_inject_bad_request(struct vmem *vm)
 	return vmem_req_plug(vm, vmem_sb_addr(vm, 0), size);
 }
 
+/* Unplug paused for memory pressure: count it, say so once per pause. */
+static void vmem_note_pressure(struct vmem *vm)
+{
+	vm->stats.pressure_stops++;
+	if (vm->warned_pressure)
+		return;
+	vm->warned_pressure = true;
+	dev_info(&vm->vdev->dev,
+		 "unplug paused: %ld MiB available, keeping %ld MiB; resuming once memory frees up\n",
+		 si_mem_available() >> (20 - PAGE_SHIFT),
+		 vmem_mm_reserve_pages() >> (20 - PAGE_SHIFT));
+}
+
 static void vmem_work_fn(struct work_struct *work)
 {
 	struct vmem *vm = container_of(to_delayed_work(work), struct vmem,
@@ -241,6 +255,8 @@ static void vmem_work_fn(struct work_struct *work)
 			rc = vm->ops->unplug(vm, vm->plugged - requested);
 	}
 
+	if (rc != -ENOBUFS)
+		vm->warned_pressure = false;
 	switch (rc) {
 	case 0:
 	case -ENOSPC:
@@ -256,6 +272,7 @@ static void vmem_work_fn(struct work_struct *work)
 		 * The guest cannot spare more now. Nothing notifies us when
 		 * memory frees up, so look again soon: a cheap check.
 		 */
+		vmem_note_pressure(vm);
 		vm->backoff_ms = 0;
 		vmem_retry_in(vm, READ_ONCE(vmem_pressure_poll_ms));
 		break;

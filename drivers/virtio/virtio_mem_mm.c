@@ -173,21 +173,17 @@ int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
  */
 bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages)
 {
-	long avail = si_mem_available();
-	long reserve = (long)READ_ONCE(vmem_unplug_reserve_mb) << (20 - PAGE_SHIFT);
+	return si_mem_available() - (long)nr_pages >= vmem_mm_reserve_pages();
+}
 
-	if (avail - (long)nr_pages >= reserve) {
-		vm->warned_pressure = false;
-		return true;
-	}
-	vm->stats.pressure_stops++;
-	if (!vm->warned_pressure)
-		dev_info(&vm->vdev->dev,
-			 "unplug paused: %ld MiB available, keeping %ld MiB; resuming once memory frees up\n",
-			 avail >> (20 - PAGE_SHIFT),
-			 reserve >> (20 - PAGE_SHIFT));
-	vm->warned_pressure = true;
-	return false;
+/**
+ * vmem_mm_reserve_pages() - the unplug reserve, in pages
+ *
+ * Return: unplug_reserve_mb in pages.
+ */
+long vmem_mm_reserve_pages(void)
+{
+	return (long)READ_ONCE(vmem_unplug_reserve_mb) << (20 - PAGE_SHIFT);
 }
 
 /**

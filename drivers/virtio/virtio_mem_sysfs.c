@@ -26,7 +26,9 @@ static int vmem_param_set(const char *s, const struct kernel_param *kp)
 	unsigned int val;
 
 	if (kstrtouint(s, 0, &val)) {
-		pr_err("virtio_mem: %s: '%s' is not a number\n", kp->name, s);
+		/* Writes through sysfs end in a newline: leave it out. */
+		pr_err("virtio_mem: %s: '%.*s' is not a number\n", kp->name,
+		       (int)strcspn(s, "\n"), s);
 		return -EINVAL;
 	}
 	if (val < p->min || val > p->max) {
