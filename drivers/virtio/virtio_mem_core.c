@@ -359,7 +359,8 @@ static int vmem_reserve_region(struct vmem *vm)
 	}
 	res->start = vm->cfg.addr;
 	res->end = vm->cfg.addr + vm->cfg.region_size - 1;
-	res->flags = IORESOURCE_MEM;
+	/* System RAM + exclusive: /dev/mem must not reach unplugged memory. */
+	res->flags = IORESOURCE_SYSTEM_RAM | IORESOURCE_EXCLUSIVE;
 	rc = insert_resource(&iomem_resource, res);
 	if (rc) {
 		dev_err(&vm->vdev->dev,
