@@ -17,8 +17,15 @@ PKGS=(
 	kmod
 	make
 	gcc
+	# gcc -static for the guest programs (guest/memfill.c)
+	libc6-dev
 	python3
 	python3-pytest
+	# make kernel (build-kernel.sh): kconfig, objtool, timeconst
+	flex
+	bison
+	bc
+	libelf-dev
 )
 
 missing=()

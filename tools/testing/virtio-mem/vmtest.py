@@ -71,6 +71,11 @@ BAD_LOG_PATTERNS = [
     '[Kk]ernel panic', 'UBSAN:', 'KASAN:', 'Unable to handle',
 ]
 BAD_LOG_RE = re.compile('|'.join(BAD_LOG_PATTERNS))
+# Lines that match a bad pattern but are not a problem: the boot banner of
+# a lockdep kernel (make kernel), the kernel command line echoed at boot.
+BENIGN_LOG_RE = re.compile(r'RCU lockdep checking is enabled|'
+                           r'^(Kernel )?[Cc]ommand line: ')
+PANIC_RE = re.compile(rb'[Kk]ernel panic')
 
 VIRTIO_MEM_DRV = '/sys/bus/virtio/drivers/virtio_mem'
 
@@ -155,6 +160,10 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
+# For workloads (memfill). Sized for memory plugged later, not for the
+# boot memory that tmpfs' default (half of RAM at mount time) would use.
+mkdir -p /dev/shm
+mount -t tmpfs -o size=64g tmpfs /dev/shm
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 
 for m in @TRANSPORT@; do
@@ -287,22 +296,54 @@ def _read_ko(path):
         return f.read()
 
 
-def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR):
+GUEST_SRC = os.path.join(HERE, 'guest')
+# Guest programs: C sources in guest/, built static on the host.
+GUEST_PROGRAMS = ['memfill']
+
+
+def build_guest_program(name, build_dir=BUILD_DIR):
+    """Compile guest/<name>.c statically; cached by a hash of the source."""
+    src = os.path.join(GUEST_SRC, f'{name}.c')
+    with open(src, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    out = os.path.join(build_dir, f'{name}-{digest}')
+    if os.path.exists(out):
+        return out
+    os.makedirs(build_dir, exist_ok=True)
+    tmp = out + f'.tmp{os.getpid()}'
+    p = subprocess.run(['gcc', '-static', '-O2', '-Wall', '-o', tmp, src],
+                       capture_output=True, text=True)
+    if p.returncode:
+        raise GuestError(f'building {src} failed (gcc -static needs '
+                         f'libc6-dev):\n{p.stdout}{p.stderr}')
+    os.replace(tmp, out)
+    _prune(build_dir, f'{name}-*', keep=2)
+    return out
+
+
+def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR, modules=True):
     """Build (or reuse) the initramfs; returns its path.
 
     Cached by a hash of everything that goes into it, so a rebuilt
     virtio_mem.ko gives a new image and an unchanged one costs a few reads.
+    modules=False leaves out every module (for a kernel with virtio and
+    virtio_mem built in): busybox and the guest programs only.
     """
-    kver = kver or kernel_version()
-    ko = ko or ours_ko()
     busybox = '/bin/busybox'
-    mods = transport_modules(kver)
+    mods = []
     files = {'bin/busybox': (open(busybox, 'rb').read(), 0o755)}
-    for name, path in mods:
-        files[f'modules/{name}.ko'] = (_read_ko(path), 0o644)
-    files['ref/virtio_mem.ko'] = (_read_ko(ref_ko(kver)), 0o644)
-    if os.path.exists(ko):
-        files['ours/virtio_mem.ko'] = (_read_ko(ko), 0o644)
+    if modules:
+        kver = kver or kernel_version()
+        ko = ko or ours_ko()
+        mods = transport_modules(kver)
+        for name, path in mods:
+            files[f'modules/{name}.ko'] = (_read_ko(path), 0o644)
+        files['ref/virtio_mem.ko'] = (_read_ko(ref_ko(kver)), 0o644)
+        if os.path.exists(ko):
+            files['ours/virtio_mem.ko'] = (_read_ko(ko), 0o644)
+    for prog in GUEST_PROGRAMS:
+        with open(build_guest_program(prog, build_dir), 'rb') as f:
+            files[f'bin/{prog}'] = (f.read(), 0o755)
     init = INIT_SCRIPT.replace('@TRANSPORT@', ' '.join(n for n, _ in mods))
     files['init'] = (init.encode(), 0o755)
 
@@ -393,13 +434,23 @@ class Guest:
                   (offline)
     name          base name of the logs in log_dir
     check_load    make start() fail if the boot-time insmod failed
+    reboot        let the guest reboot (system_reset()) instead of making
+                  QEMU exit on a reset; a kernel panic (panic=-1 reboots)
+                  is then caught in the console log
+    kernel        boot this bzImage (virtio and virtio_mem built in, see
+                  make kernel) instead of Debian's kernel; the initramfs
+                  then holds no modules, and module must be None
     """
 
     def __init__(self, mem='1G', maxmem='32G', slots=None, devices=(),
                  numa=None, smp=2, cmdline='', module='ours', params='',
                  online=None, name='guest', log_dir=LOG_DIR,
-                 boot_timeout=300, check_load=True, kver=None):
-        self.kver = kver or kernel_version()
+                 boot_timeout=300, check_load=True, kver=None,
+                 reboot=False, kernel=None):
+        if kernel and module:
+            raise ValueError('a built-in kernel takes no module')
+        self.kernel = kernel
+        self.kver = None if kernel else (kver or kernel_version())
         self.devices = [d if isinstance(d, MemDevice) else MemDevice(**d)
                         for d in devices]
         self.numa = [parse_size(n) for n in numa] if numa else None
@@ -417,10 +468,13 @@ class Guest:
         self.log_dir = log_dir
         self.boot_timeout = boot_timeout
         self.check_load = check_load
+        self.reboot = reboot
 
         self.proc = None
         self.boot_time = None
+        self.boots = 0            # completed boots, reboots included
         self.load_rc = None
+        self._panic_scan = 0      # console log offset scanned for panics
         self.events = []          # async QMP events, in arrival order
         self.timings = []         # (what, seconds): free for tests to fill
         self._tmp = None
@@ -462,14 +516,17 @@ class Guest:
                '-m', f'{self.mem // KiB}K,maxmem={self.maxmem // KiB}K'
                + (f',slots={self.slots}' if self.slots else ''),
                '-nodefaults', '-no-user-config', '-display', 'none',
-               '-no-reboot',
-               '-kernel', f'/boot/vmlinuz-{self.kver}', '-initrd', initramfs,
+               '-kernel', self.kernel or f'/boot/vmlinuz-{self.kver}',
+               '-initrd', initramfs,
                '-append', self.kernel_cmdline(),
                '-serial', f'file:{self.console_path}',
                '-chardev', f'socket,id=cmd,path={self._tmp}/cmd.sock,'
                'server=on,wait=off',
                '-serial', 'chardev:cmd',
                '-qmp', f'unix:{self._tmp}/qmp.sock,server=on,wait=off']
+        if not self.reboot:
+            # A guest reset (panic=-1 after a panic) makes QEMU exit.
+            cmd.append('-no-reboot')
         if self.numa:
             for i, size in enumerate(self.numa):
                 node = f'node,nodeid={i}'
@@ -496,7 +553,7 @@ class Guest:
 
     def start(self):
         """Boot and wait until the command channel answers."""
-        initramfs = build_initramfs(self.kver)
+        initramfs = build_initramfs(self.kver, modules=not self.kernel)
         if self.module == 'ours' and not os.path.exists(ours_ko()):
             raise GuestError(f'our module {ours_ko()} does not exist: '
                              'build it first (make)')
@@ -517,18 +574,40 @@ class Guest:
             self._cmd = self._connect('cmd.sock')
             self._qmp = self._connect('qmp.sock')
             self._qmp_handshake()
-            line = self._read_until(
-                lambda b: b.find(READY.encode()), self.boot_timeout, 'boot')
-            self.boot_time = time.monotonic() - t0
-            m = re.search(r'load_rc=(\S+)@@', line)
-            rc = m.group(1) if m else '-'
-            self.load_rc = None if rc == '-' else int(rc)
-            if self.check_load and self.module:
-                self._check_bound()
+            self._wait_ready(t0, 'boot')
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _wait_ready(self, t0, what):
+        line = self._read_until(
+            lambda b: b.find(READY.encode()), self.boot_timeout, what)
+        self.boot_time = time.monotonic() - t0
+        self.boots += 1
+        m = re.search(r'load_rc=(\S+)@@', line)
+        rc = m.group(1) if m else '-'
+        self.load_rc = None if rc == '-' else int(rc)
+        if self.check_load and self.module:
+            self._check_bound()
+
+    def system_reset(self):
+        """Reset the machine over QMP and wait for the guest to boot again.
+
+        Needs reboot=True. Returns the console log position where the new
+        boot starts (for assert_log_clean(since=...)).
+        """
+        if not self.reboot:
+            raise GuestError('system_reset() needs Guest(reboot=True): '
+                             'QEMU runs with -no-reboot')
+        mark = self.log_mark()
+        # Whatever the old boot still sends precedes the new READY line.
+        self._cmd_buf = b''
+        self._stale.clear()
+        t0 = time.monotonic()
+        self.qmp('system_reset')
+        self._wait_ready(t0, 'the guest to boot again after system_reset')
+        return mark
 
     def _check_bound(self):
         # Fail fast (instead of in some later wait_until) when the module
@@ -597,9 +676,26 @@ class Guest:
         return (f'--- console log tail ({self.console_path}) ---\n'
                 + '\n'.join(lines))
 
+    def _check_panic(self):
+        # With reboot allowed a panic reboots the guest instead of ending
+        # QEMU: look for it in the console log (read incrementally).
+        try:
+            with open(self.console_path, 'rb') as f:
+                f.seek(max(0, self._panic_scan - 64))
+                data = f.read()
+        except FileNotFoundError:
+            return
+        start = max(0, self._panic_scan - 64)
+        self._panic_scan = start + len(data)
+        if PANIC_RE.search(data):
+            raise GuestDied(f'guest KERNEL PANIC (it reboots: panic=-1)\n'
+                            f'{self._tail()}')
+
     def _check_alive(self):
         if self.proc is None:
             raise GuestError('guest not started')
+        if self.reboot:
+            self._check_panic()
         rc = self.proc.poll()
         if rc is not None:
             with open(self.qemu_log_path, errors='replace') as f:
@@ -798,6 +894,49 @@ class Guest:
         return self.run(f'rc=0; for f in {paths}; do '
                         f'echo {policy} > $f || rc=1; done; exit $rc')
 
+    def node_memtotal(self):
+        """{node id: MemTotal in kB} from /sys/devices/system/node."""
+        out = self.check('grep -H MemTotal: '
+                         '/sys/devices/system/node/node*/meminfo')
+        nodes = {}
+        for line in out.splitlines():
+            m = re.search(r'/node(\d+)/meminfo:.*MemTotal:\s+(\d+)', line)
+            if m:
+                nodes[int(m.group(1))] = int(m.group(2))
+        return nodes
+
+    # -- our driver's sysfs -------------------------------------------------
+
+    def vmem_sysfs(self, dev_id):
+        """All attributes in virtioN/virtio_mem/ of the device with QEMU id
+        dev_id (matched by region start), as {name: value}; numbers are
+        ints. Only our driver has them; {} if the device has none."""
+        addr = self.device_info(dev_id)['memaddr']
+        _, out = self.run('grep -H . /sys/bus/virtio/devices/virtio*/'
+                          'virtio_mem/* 2>/dev/null')
+        devs = {}
+        for line in out.splitlines():
+            m = re.match(r'/sys/bus/virtio/devices/(virtio\d+)/virtio_mem/'
+                         r'(\w+):(.*)$', line)
+            if not m:
+                continue
+            val = m.group(3).strip()
+            with contextlib.suppress(ValueError):
+                val = int(val, 0)
+            devs.setdefault(m.group(1), {})[m.group(2)] = val
+        for name, attrs in devs.items():
+            if attrs.get('region_start') == addr:
+                return dict(attrs, virtio=name)
+        return {}
+
+    def vmem_attr(self, dev_id, name):
+        """One attribute of vmem_sysfs(); GuestError if it is missing."""
+        attrs = self.vmem_sysfs(dev_id)
+        if name not in attrs:
+            raise GuestError(f'{dev_id}: no virtio_mem/{name} in sysfs '
+                             f'(attributes: {sorted(attrs)})')
+        return attrs[name]
+
     # -- logs ---------------------------------------------------------------
 
     def dmesg(self):
@@ -819,8 +958,8 @@ class Guest:
         """Console log lines that look like kernel warnings or crashes."""
         bad = []
         for line in self.console_log()[since:].splitlines():
-            if BAD_LOG_RE.search(line) and not any(
-                    re.search(i, line) for i in ignore):
+            if BAD_LOG_RE.search(line) and not BENIGN_LOG_RE.search(line) \
+                    and not any(re.search(i, line) for i in ignore):
                 bad.append(line)
         return bad
 

@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Boot tests of the guest kernel with virtio-mem and its KUnit tests built
+in (make kernel): every KUnit suite and case the test files define passes
+at boot, and the built-in driver plugs the boot-time request and follows
+resizes like the module does. The kernel has lockdep and other debug
+checks (kernel.config); what they report fails the tests.
+
+The kernel is built (incrementally) by the builtin_kernel fixture unless
+VMTEST_BZIMAGE names one; make check-builtin builds it first.
+"""
+
+import glob
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+import ktap
+from steps import PLUG_SEQUENCE, resize_step
+from vmtest import LOG_DIR, REPO, GiB, KiB, MiB, MemDevice, fmt_size
+
+pytestmark = pytest.mark.builtin
+
+DRV = os.path.join(REPO, 'drivers', 'virtio')
+KERNEL_OUT = os.environ.get('KERNEL_OUT', os.path.join(
+    REPO, 'tools', 'testing', 'virtio-mem', '.build', 'kernel-build'))
+# requested-size of the device when the guest boots.
+BOOT_REQUEST = 512 * MiB
+ONLINE_CMDLINE = 'memhp_default_state=online_movable'
+
+
+@pytest.fixture(scope='session')
+def builtin_kernel():
+    """Path of the bzImage: VMTEST_BZIMAGE, or `make kernel` (a quick
+    no-op when nothing changed); the build log goes to LOG_DIR."""
+    image = os.environ.get('VMTEST_BZIMAGE')
+    if image:
+        if not os.path.exists(image):
+            pytest.fail(f'VMTEST_BZIMAGE={image} does not exist',
+                        pytrace=False)
+        return image
+    os.makedirs(LOG_DIR, exist_ok=True)
+    log = os.path.join(LOG_DIR, 'make-kernel.log')
+    t0 = time.monotonic()
+    with open(log, 'w') as f:
+        p = subprocess.run(['make', 'kernel', f'KERNEL_OUT={KERNEL_OUT}'],
+                           cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+    if p.returncode:
+        with open(log) as f:
+            tail = f.read().splitlines()[-40:]
+        pytest.fail(f'make kernel failed (rc={p.returncode}, '
+                    f'{time.monotonic() - t0:.0f}s); log {log}:\n'
+                    + '\n'.join(tail), pytrace=False)
+    return os.path.join(KERNEL_OUT, 'arch', 'x86', 'boot', 'bzImage')
+
+
+def boot(make_guest, kernel, requested=BOOT_REQUEST):
+    """A 1 GiB guest of the built-in kernel with one 8 GiB device that
+    requests `requested` at boot; memory is onlined movable by the kernel
+    as the driver adds it (no module, so no /init policy)."""
+    return make_guest(kernel=kernel, module=None, cmdline=ONLINE_CMDLINE,
+                      devices=[MemDevice('vm0', size='8G',
+                                         requested=requested)])
+
+
+# -- KUnit --------------------------------------------------------------------
+
+def defined_suites():
+    """{suite name: [(case name, parameterised)]} as the KUnit test files
+    define them, in order: the cases of every struct kunit_case array, and
+    the suites that point at those arrays."""
+    arrays, suites = {}, {}
+    files = sorted(glob.glob(os.path.join(DRV, 'virtio_mem_*_test.c')))
+    assert files, f'no KUnit test files in {DRV}'
+    for path in files:
+        with open(path) as f:
+            src = f.read()
+        for name, body in re.findall(
+                r'struct kunit_case (\w+)\[\] = \{(.*?)\n\};', src, re.S):
+            arrays[name] = [(case, bool(param)) for param, case in
+                            re.findall(r'KUNIT_CASE(_PARAM)?\(\s*(\w+)',
+                                       body)]
+        for body in re.findall(r'struct kunit_suite \w+ = \{(.*?)\n\};', src,
+                               re.S):
+            name = re.search(r'\.name = "([^"]+)"', body).group(1)
+            cases = re.search(r'\.test_cases = (\w+)', body).group(1)
+            suites[name] = arrays[cases]
+    return suites
+
+
+def check_kunit(root, want):
+    """Problems of a parsed KTAP run against the defined suites: every
+    suite ran every case, in order, and all passed without skipping."""
+    if root.plan is None:
+        return ['no KTAP output in the console log (KUnit did not run?)']
+    problems = root.problems()
+    got = {s.name: s for s in root.children}
+    for name in sorted(set(got) - set(want)):
+        problems.append(f'{name}: suite ran but is not defined in '
+                        f'{DRV}/virtio_mem_*_test.c')
+    for name, cases in want.items():
+        suite = got.get(name)
+        if suite is None:
+            problems.append(f'{name}: suite did not run (not built in? '
+                            'not listed in drivers/virtio/Makefile?)')
+            continue
+        ran = [c.name for c in suite.children]
+        if ran != [c for c, _ in cases]:
+            problems.append(f'{name}: ran cases {ran}, defined '
+                            f'{[c for c, _ in cases]}')
+        for path, t in suite.walk((name,)):
+            if t.skipped:
+                problems.append(f'{".".join(path)}: skipped: {t.reason}')
+        params = dict(cases)
+        for case in suite.children:
+            if params.get(case.name) and not case.children:
+                problems.append(f'{name}.{case.name}: no parameter ran')
+    return problems
+
+
+def test_kunit_suites_pass(make_guest, builtin_kernel):
+    g = boot(make_guest, builtin_kernel)
+    want = defined_suites()
+    root = ktap.parse(g.console_log())
+    problems = check_kunit(root, want)
+    if problems:
+        pytest.fail(f'KUnit ({g.console_path}):\n' + '\n'.join(problems),
+                    pytrace=False)
+    ncases = sum(len(c) for c in want.values())
+    nparams = sum(len(c.children) for s in root.children
+                  for c in s.children)
+    assert ncases > 0
+    g.timings.append((f'KUnit: {len(want)} suites, {ncases} cases '
+                      f'({nparams} parameter rows) passed', 0.0))
+    g.assert_log_clean()
+
+
+# -- the built-in driver ------------------------------------------------------
+
+def test_boot_plug_then_resize(make_guest, builtin_kernel):
+    g = boot(make_guest, builtin_kernel)
+    g.wait_until(lambda: g.plugged_size('vm0'),
+                 cond=lambda s: s == BOOT_REQUEST, timeout=60,
+                 what=f'vm0 QMP size == {fmt_size(BOOT_REQUEST)} after boot')
+    attrs = g.vmem_sysfs('vm0')
+    assert attrs, 'the built-in driver has no sysfs attributes for vm0'
+    assert attrs['plugged_size'] == BOOT_REQUEST, attrs
+    assert attrs['requested_size'] == BOOT_REQUEST, attrs
+    assert attrs['broken'] == 0, attrs
+
+    # Boot memory is what MemTotal holds beyond the device's plugged size;
+    # unplugging all of it below must give back exactly that.
+    base = g.memtotal() - attrs['plugged_size'] // KiB
+    blocks = g.device_blocks('vm0')
+    zones = g.check('cat ' + ' '.join(
+        f'/sys/devices/system/memory/memory{b}/valid_zones'
+        for b in sorted(blocks))).split()
+    assert set(blocks.values()) == {'online'}, blocks
+    assert set(zones) == {'Movable'}, \
+        f'{ONLINE_CMDLINE} should online into ZONE_MOVABLE: {zones}'
+
+    # Sizes in whole driver units: sub-blocks here are pageblocks (4 MiB
+    # without hugetlb), not device blocks. With lockdep and might_sleep()
+    # checks on, this covers onlining at boot and after it, offlining, and
+    # onlining a partly plugged block (4G + one unit).
+    unit = attrs['unit_size']
+    sizes = [0] + [-(-s // unit) * unit for s in PLUG_SEQUENCE[1:]] + \
+        [1 * GiB, BOOT_REQUEST, 0]
+    for size in sizes:
+        resize_step(g, 'vm0', size, base)
+        attrs = g.vmem_sysfs('vm0')
+        assert attrs['plugged_size'] == size, attrs
+    g.assert_log_clean()
