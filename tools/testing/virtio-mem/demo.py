@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0
-"""Show our virtio-mem driver at work: boot, then grow one device in steps.
+"""Show our virtio-mem driver at work: boot, grow one device, then shrink it.
 
 usage: demo.py [--ref]   (--ref: Debian's driver instead of ours)
 """
@@ -10,7 +10,8 @@ import time
 
 from vmtest import GiB, KiB, MiB, Guest, MemDevice, fmt_size
 
-STEPS = [1 * GiB, 4 * GiB, 4 * GiB + 6 * MiB]
+# Grow (the last step ends in a partly plugged memory block), then shrink.
+STEPS = [1 * GiB, 4 * GiB, 4 * GiB + 6 * MiB, 1 * GiB, 0]
 
 
 def main():
@@ -26,6 +27,7 @@ def main():
         print(f'booted in {g.boot_time:.1f}s, MemTotal {g.memtotal()} kB')
         base = g.memtotal()
         for size in STEPS:
+            before = g.plugged_size('vm0')
             t0 = time.monotonic()
             g.set_requested('vm0', size)
             g.wait_until(lambda: g.plugged_size('vm0'),
@@ -36,9 +38,11 @@ def main():
             total = g.wait_until(g.memtotal,
                                  cond=lambda m: m - base == size // KiB,
                                  timeout=60, what='MemTotal to catch up')
-            print(f'requested {fmt_size(size):>6}: device size '
-                  f'{fmt_size(g.plugged_size("vm0")):>6}, MemTotal {total} kB '
-                  f'(+{(total - base) // 1024} MiB), reached in {took:.1f}s')
+            verb = 'grow' if size > before else 'shrink'
+            print(f'{verb:>6} {fmt_size(before):>6} -> {fmt_size(size):>6}: '
+                  f'device size {fmt_size(g.plugged_size("vm0")):>6}, '
+                  f'MemTotal {total} kB (+{(total - base) // 1024} MiB), '
+                  f'took {took:.1f}s')
         problems = g.log_problems()
         print('kernel log clean' if not problems else
               'kernel log problems:\n' + '\n'.join(problems))

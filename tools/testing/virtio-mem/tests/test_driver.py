@@ -91,3 +91,17 @@ def test_insmod_rmmod_cycles(make_guest, module):
         assert 'virtio_mem' not in out, f'cycle {i}: still loaded: {out}'
         g.assert_log_clean()
     assert g.plugged_size('vm0') == 0
+
+
+def test_devmem_cannot_read_device_region(make_guest):
+    """With UNPLUGGED_INACCESSIBLE accepted, nothing may read unplugged
+    memory: the region is exclusive System RAM, so /dev/mem refuses it."""
+    dev = MemDevice('vm0', size='8G', unplugged_inaccessible='on')
+    g = make_guest(devices=[dev], module='ours', online='online_movable')
+    addr = g.device_info('vm0')['memaddr']
+    g.set_requested('vm0', 1 * GiB)
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == GiB)
+    # 2 GiB in: not plugged. busybox devmem mmaps /dev/mem.
+    rc, out = g.run(f'devmem {addr + 2 * GiB:#x} 32')
+    assert rc != 0 and 'not permitted' in out, out
+    g.assert_log_clean()

@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Unplug under memory pressure: a host that asks for more memory back than
+the guest can spare must not get the guest OOM-killed or crashed. The
+driver keeps a reserve (unplug_reserve_mb), pauses, says so once, and
+resumes by itself when memory frees up.
+
+1 GiB boot memory, one 8 GiB device, ZONE_MOVABLE, memfill as workload.
+"""
+
+import random
+import re
+import time
+
+from steps import (Memfill, assert_guest_alive, assert_no_oom, check_sizes,
+                   log_count, resize_step, wait_settled)
+from vmtest import GiB, KiB, MiB, MemDevice, fmt_size
+
+RESERVE_MB = 128      # the driver's default unplug_reserve_mb
+PAUSED = 'unplug paused'
+
+
+def test_unplug_pauses_under_pressure(make_guest):
+    """3 GiB of tmpfs data on a 1G + 4G guest, host asks for everything:
+    the driver gives back what it can spare and pauses; once the data is
+    deleted it gives back the rest without any host action."""
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
+                   online='online_movable')
+    base = g.memtotal()
+    resize_step(g, 'vm0', 4 * GiB, base)
+    mark = g.log_mark()
+    fill = Memfill(g, file_mb=3 * 1024)
+    g.timings.append(('memfill 3 GiB tmpfs', fill.start()))
+
+    t0 = time.monotonic()
+    g.set_requested('vm0', 0)
+    size = wait_settled(g, 'vm0', quiet=8.0, timeout=300)
+    g.timings.append((f'4G -> 0 under pressure: settled at {fmt_size(size)}',
+                      time.monotonic() - t0))
+    assert_guest_alive(g)
+    assert_no_oom(g, since=mark)
+    # The data must stay in RAM: no swap, tmpfs.
+    assert base * KiB + size > 3 * GiB, \
+        f'settled at {fmt_size(size)}: the 3 GiB cannot fit in that'
+    assert size < 4 * GiB, 'nothing was unplugged'
+    check_sizes(g, 'vm0', size, base)
+    avail = g.meminfo()['MemAvailable'] // 1024
+    assert avail >= RESERVE_MB * 3 // 4, \
+        f'MemAvailable {avail} MiB: the reserve of {RESERVE_MB} MiB was ' \
+        'not kept'
+    # Not too timid either: it gives back all it can spare, going on in
+    # sub-blocks when a whole memory block would be too much.
+    assert avail <= RESERVE_MB + 32, \
+        f'MemAvailable {avail} MiB: stopped far above the reserve'
+    # While paused the driver keeps looking (pressure_poll_ms) but says
+    # so once per pause, not per attempt. (A little memory freed meanwhile
+    # lets it resume briefly, so a pause may be reported again.)
+    stops = g.vmem_attr('vm0', 'pressure_stops')
+    assert stops > 0, 'pressure_stops did not count the pause'
+    time.sleep(4)
+    stops2 = g.vmem_attr('vm0', 'pressure_stops')
+    assert stops2 >= stops + 2, \
+        'the driver stopped re-checking for free memory'
+    paused = log_count(g, PAUSED, since=mark)
+    assert 1 <= paused <= 4 and paused * 3 <= stops2, \
+        f'"{PAUSED}" logged {paused} times for {stops2} pressure stops'
+    pause_lines = [ln for ln in g.console_log()[mark:].splitlines()
+                   if PAUSED in ln]
+    # The guest still gets a little memory for new work.
+    g.check('memfill -a 32 -w /proc/self', timeout=120)
+
+    fill.assert_intact()
+    g.assert_log_clean()
+
+    # Free the memory: the driver resumes on its own.
+    t0 = time.monotonic()
+    g.check('rm -f /dev/shm/memfill.*')
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == 0,
+                 timeout=120, interval=0.2,
+                 what='vm0 to reach 0 after the data was deleted')
+    took = time.monotonic() - t0
+    g.timings.append((f'{fmt_size(size)} -> 0 after rm', took))
+    assert took < 30, f'took {took:.1f}s to resume and finish'
+    check_sizes(g, 'vm0', 0, base)
+    assert not g.device_blocks('vm0')
+    assert_no_oom(g, since=mark)
+    g.assert_log_clean()
+
+    # Checked last, as the rest does not depend on it: a pause is reported
+    # when the driver really stops, i.e. not even one more sub-block (2 MiB)
+    # fits above the reserve, not when a whole memory block does not fit
+    # and it goes on in parts.
+    for ln in pause_lines:
+        m = re.search(r'(\d+) MiB available, keeping (\d+) MiB', ln)
+        assert m, f'unexpected pause message: {ln}'
+        avail, keep = int(m.group(1)), int(m.group(2))
+        assert avail <= keep + 8, \
+            f'"{PAUSED}" logged with {avail - keep} MiB above the reserve, ' \
+            'yet the driver went on unplugging:\n' + '\n'.join(pause_lines)
+
+
+def test_resize_storm_under_load(make_guest):
+    """1.5 GiB held (anon + tmpfs, re-read continuously) while the host
+    sends 50 random sizes, down to 0, with short pauses: no byte changes,
+    no OOM kill, and the last request is met exactly."""
+    seed = int(time.time())
+    print(f'random seed {seed}')    # shown if the test fails
+    rnd = random.Random(seed)
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
+                   online='online_movable')
+    base = g.memtotal()
+    resize_step(g, 'vm0', 3 * GiB, base)
+    mark = g.log_mark()
+    fill = Memfill(g, anon_mb=1024, file_mb=512, loop=True)
+    g.timings.append(('memfill 1.5 GiB', fill.start()))
+
+    bs = g.device_info('vm0')['block-size']
+    sizes = [rnd.randrange(0, 4 * GiB // bs + 1) * bs for _ in range(50)]
+    zeros = rnd.sample(range(50), 8)
+    for i in zeros:
+        sizes[i] = 0          # far below what the workload needs
+    seen = set()
+    t0 = time.monotonic()
+    for i, s in enumerate(sizes):
+        g.set_requested('vm0', s)
+        if i in zeros[:2]:
+            # Stay at 0 until the driver hits the reserve, so that the
+            # storm also runs into paused unplugs.
+            stops = g.vmem_attr('vm0', 'pressure_stops')
+            g.wait_until(lambda: g.vmem_attr('vm0', 'pressure_stops'),
+                         cond=lambda n: n > stops, timeout=60,
+                         what='unplug to pause at the reserve')
+        time.sleep(rnd.uniform(0.1, 0.6))
+        seen.add(g.plugged_size('vm0'))
+    g.timings.append((f'50 requests (seed {seed}), {len(seen)} sizes seen, '
+                      f'{g.vmem_attr("vm0", "pressure_stops")} pressure '
+                      f'stops', time.monotonic() - t0))
+    assert_guest_alive(g)
+    assert_no_oom(g, since=mark)
+
+    final = 2 * GiB + 6 * MiB
+    resize_step(g, 'vm0', final, base, exact_blocks=False)
+    fill.assert_intact()
+    # It re-read its memory while the storm moved it around.
+    assert fill.passes >= 2, f'only {fill.passes} verify passes'
+    g.timings.append((f'memfill: {fill.passes} passes, 0 bytes corrupted',
+                      0.0))
+    assert_no_oom(g, since=mark)
+    assert_guest_alive(g)
+    check_sizes(g, 'vm0', final, base)
+    g.assert_log_clean()

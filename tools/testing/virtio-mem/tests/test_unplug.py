@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Shrinking a guest: the driver gives memory back when the host lowers
+requested-size, and Linux loses exactly that memory.
+
+Each test boots one 1 GiB guest with one 8 GiB device. The tests that need
+nothing but QMP and /proc also run against Debian's driver with
+VMTEST_MODULES=ref (to check the tests themselves).
+"""
+
+import random
+import time
+
+import pytest
+
+from steps import (Memfill, assert_guest_alive, assert_no_oom, check_sizes,
+                   resize_step, wait_settled)
+from vmtest import GiB, MiB, MemDevice, fmt_size
+
+
+@pytest.mark.parametrize('inaccessible', ['on', 'off'])
+def test_idle_unplug(make_guest, module, inaccessible):
+    """Idle guest, ZONE_MOVABLE: every shrink reaches the request exactly,
+    including one that leaves a memory block partly plugged, and the
+    memory blocks that hold nothing plugged any more are removed."""
+    dev = MemDevice('vm0', size='8G', unplugged_inaccessible=inaccessible)
+    g = make_guest(devices=[dev], module=module, online='online_movable')
+    assert g.plugged_size('vm0') == 0, 'vm0 plugged at boot'
+    base = g.memtotal()
+    for size in (4 * GiB, 0, 4 * GiB, 1 * GiB + 2 * MiB, 1 * GiB, 0):
+        resize_step(g, 'vm0', size, base)
+
+
+def vmstat(g, key):
+    return int(g.check(f'grep "^{key} " /proc/vmstat').split()[1])
+
+
+def device_block_zones(g, dev):
+    """{block id: zone} of the online memory blocks of a device."""
+    ids = [b for b, s in g.device_blocks(dev).items() if s == 'online']
+    out = g.check('cd /sys/devices/system/memory && grep -H . '
+                  + ' '.join(f'memory{b}/valid_zones' for b in ids))
+    return {int(ln.split('/')[0][6:]): ln.split(':', 1)[1].strip()
+            for ln in out.splitlines()}
+
+
+def test_kernel_zone_unplug(make_guest):
+    """Memory onlined to ZONE_NORMAL may hold unmovable pages: unplugging
+    all of it may stop short, but what the driver reports, what QEMU
+    reports and what Linux counts must agree, and the guest must be fine."""
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
+                   online='online_kernel',
+                   # Settle within the quiet period below.
+                   params='backoff_max_ms=2000')
+    base = g.memtotal()
+    resize_step(g, 'vm0', 2 * GiB, base)
+    zones = device_block_zones(g, 'vm0')
+    assert zones and set(zones.values()) == {'Normal'}, \
+        f'online_kernel should put the memory into ZONE_NORMAL: {zones}'
+    t0 = time.monotonic()
+    g.set_requested('vm0', 0)
+    size = wait_settled(g, 'vm0', quiet=8.0, timeout=300)
+    g.timings.append((f'vm0 2G -> 0 (kernel zone): settled at '
+                      f'{fmt_size(size)}', time.monotonic() - t0))
+    assert 0 <= size <= 2 * GiB
+    assert size % g.device_info('vm0')['block-size'] == 0
+    check_sizes(g, 'vm0', size, base)
+    assert_guest_alive(g)
+    assert_no_oom(g)
+    g.assert_log_clean()
+
+
+def test_busy_unplug(make_guest, module):
+    """Shrink under a workload that holds 1.5 GiB (anon + tmpfs) but still
+    fits afterwards: its pages are migrated out of the way, the size
+    reaches the request and not one byte of the workload changes."""
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module=module,
+                   online='online_movable')
+    base = g.memtotal()
+    resize_step(g, 'vm0', 3 * GiB, base)
+    mark = g.log_mark()
+    fill = Memfill(g, anon_mb=1024, file_mb=512)
+    g.timings.append(('memfill 1.5 GiB', fill.start()))
+    # 1 GiB boot + 1 GiB + 64 MiB plugged: ~450 MiB left for the rest.
+    target = 1 * GiB + 64 * MiB
+    migrated = vmstat(g, 'pgmigrate_success')
+    took = resize_step(g, 'vm0', target, base, exact_blocks=False)
+    migrated = vmstat(g, 'pgmigrate_success') - migrated
+    g.timings.append((f'  (migrated {migrated * 4 // 1024} MiB)', took))
+    # Else the workload was not in the way and the test proves little.
+    assert migrated > 0, 'no page was migrated to unplug'
+    fill.assert_intact()
+    assert_no_oom(g, since=mark)
+    g.assert_log_clean()
+    # With the workload gone the rest goes back too.
+    g.check('rm -f /dev/shm/memfill.*')
+    resize_step(g, 'vm0', 0, base)
+
+
+@pytest.mark.parametrize('block_size', ['256M', '1G'])
+def test_big_block_unplug(make_guest, module, block_size):
+    """Device blocks of one or more memory blocks (big-block mode): plug
+    4G, then shrink to 1G and 0."""
+    dev = MemDevice('vm0', size='8G', block_size=block_size)
+    g = make_guest(devices=[dev], module=module, online='online_movable')
+    if module == 'ours':
+        assert g.vmem_attr('vm0', 'mode') == 'big-block'
+    base = g.memtotal()
+    for size in (4 * GiB, 1 * GiB, 0):
+        resize_step(g, 'vm0', size, base)
+
+
+def test_config_flapping(make_guest, module):
+    """50 requests in quick succession, up and down, without waiting for
+    any of them: the driver must end up exactly at the last one."""
+    seed = int(time.time())
+    print(f'random seed {seed}')    # shown if the test fails
+    rnd = random.Random(seed)
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module=module,
+                   online='online_movable')
+    base = g.memtotal()
+    bs = g.device_info('vm0')['block-size']
+    sizes = [rnd.randrange(0, 4 * GiB // bs + 1) * bs for _ in range(50)]
+    seen = set()
+    t0 = time.monotonic()
+    for s in sizes[:-1]:
+        g.set_requested('vm0', s)
+        # 0-100 ms: long enough for the driver to be caught mid-step.
+        time.sleep(rnd.uniform(0, 0.1))
+        seen.add(g.plugged_size('vm0'))
+    g.timings.append((f'49 requests (seed {seed}), {len(seen)} sizes seen',
+                      time.monotonic() - t0))
+    # The last one through resize_step(): QMP, MemTotal, blocks, log.
+    resize_step(g, 'vm0', sizes[-1], base, exact_blocks=False)
+    # Nothing more happens once it got there.
+    assert wait_settled(g, 'vm0', quiet=3.0) == sizes[-1]
+    check_sizes(g, 'vm0', sizes[-1], base)
+    blocks = g.device_blocks('vm0')
+    want = -(-sizes[-1] // g.block_size_bytes)
+    # Sub-blocks may be spread over one more block than needed (a partial
+    # block from an interrupted step), but empty blocks must be removed.
+    assert want <= len(blocks) <= want + 1, \
+        f'{len(blocks)} memory blocks for {fmt_size(sizes[-1])}: {blocks}'
