@@ -22,10 +22,13 @@
 
 /* --- configuration --- */
 
-static void vmem_read_config(struct vmem *vm, struct vmem_cfg *cfg)
+/**
+ * vmem_read_config() - read the device configuration
+ * @vdev: the device
+ * @cfg: filled with the configuration, CPU-endian
+ */
+void vmem_read_config(struct virtio_device *vdev, struct vmem_cfg *cfg)
 {
-	struct virtio_device *vdev = vm->vdev;
-
 	memset(cfg, 0, sizeof(*cfg));
 	virtio_cread_le(vdev, struct virtio_mem_config, block_size,
 			&cfg->block_size);
@@ -59,7 +62,7 @@ static int vmem_refresh_config(struct vmem *vm)
 	struct vmem_cfg cur;
 	const char *why;
 
-	vmem_read_config(vm, &cur);
+	vmem_read_config(vm->vdev, &cur);
 	if (vmem_cfg_check_update(&vm->cfg, &cur, &why)) {
 		dev_err(&vm->vdev->dev,
 			"invalid configuration update: %s; stopping\n", why);
@@ -416,7 +419,7 @@ static int vmem_init(struct vmem *vm)
 	const char *why;
 	int rc;
 
-	vmem_read_config(vm, &vm->cfg);
+	vmem_read_config(vm->vdev, &vm->cfg);
 	if (vmem_cfg_check(&vm->cfg, &why)) {
 		dev_err(dev, "invalid device configuration: %s\n", why);
 		return -EINVAL;

@@ -206,6 +206,7 @@ unsigned long vmem_offline_budget(struct vmem *vm);
 void vmem_note_offline_wait(struct vmem *vm, bool waiting);
 
 /* Core (virtio_mem_core.c). */
+void vmem_read_config(struct virtio_device *vdev, struct vmem_cfg *cfg);
 void vmem_queue_work(struct vmem *vm);
 bool vmem_restart_pending(struct vmem *vm);
 

@@ -55,23 +55,6 @@ static void vmem_live_suite_exit(struct kunit_suite *suite)
 		put_device(&vmem_live_devs[--vmem_live_nr]->dev);
 }
 
-static void vmem_live_read_config(struct virtio_device *vdev,
-				  struct vmem_cfg *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	virtio_cread_le(vdev, struct virtio_mem_config, block_size,
-			&cfg->block_size);
-	virtio_cread_le(vdev, struct virtio_mem_config, addr, &cfg->addr);
-	virtio_cread_le(vdev, struct virtio_mem_config, region_size,
-			&cfg->region_size);
-	virtio_cread_le(vdev, struct virtio_mem_config, usable_region_size,
-			&cfg->usable_region_size);
-	virtio_cread_le(vdev, struct virtio_mem_config, plugged_size,
-			&cfg->plugged_size);
-	virtio_cread_le(vdev, struct virtio_mem_config, requested_size,
-			&cfg->requested_size);
-}
-
 /*
  * Wait until the driver has plugged what the device asks for. Skips the
  * test if the driver waits for user space to online memory instead.
@@ -83,7 +66,7 @@ static void vmem_live_settle(struct kunit *test, struct virtio_device *vdev)
 	struct vmem_cfg cfg;
 
 	for (;;) {
-		vmem_live_read_config(vdev, &cfg);
+		vmem_read_config(vdev, &cfg);
 		if (READ_ONCE(vm->plugged) == cfg.requested_size)
 			return;
 		if (time_after(jiffies, deadline))
@@ -117,7 +100,7 @@ static void vmem_live_config_valid_and_geometry_fixed(struct kunit *test)
 		struct vmem *vm = vdev->priv;
 
 		why = NULL;
-		vmem_live_read_config(vdev, &cfg);
+		vmem_read_config(vdev, &cfg);
 		KUNIT_EXPECT_EQ_MSG(test, vmem_cfg_check(&cfg, &why), 0,
 				    "%s: %s", dev_name(&vdev->dev), why);
 		KUNIT_EXPECT_EQ(test, cfg.block_size, vm->cfg.block_size);
@@ -138,7 +121,7 @@ static void vmem_live_plugged_matches_device(struct kunit *test)
 		struct vmem *vm = vdev->priv;
 
 		vmem_live_settle(test, vdev);
-		vmem_live_read_config(vdev, &cfg);
+		vmem_read_config(vdev, &cfg);
 		KUNIT_EXPECT_EQ_MSG(test, READ_ONCE(vm->plugged),
 				    cfg.plugged_size, "%s",
 				    dev_name(&vdev->dev));

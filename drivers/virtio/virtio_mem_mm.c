@@ -55,6 +55,22 @@ static void vmem_pages_set_offline(unsigned long pfn, unsigned long nr)
 	}
 }
 
+/* Pages of allocated sub-blocks enter or leave the PageOffline state. */
+static void vmem_pages_mark_offline(unsigned long pfn, unsigned long nr,
+				    bool offline)
+{
+	unsigned long i;
+
+	page_offline_begin();
+	for (i = 0; i < nr; i++) {
+		if (offline)
+			__SetPageOffline(pfn_to_page(pfn + i));
+		else
+			__ClearPageOffline(pfn_to_page(pfn + i));
+	}
+	page_offline_end();
+}
+
 /* Hand pfn-aligned, power-of-two sized chunks to the buddy. */
 static void vmem_pages_to_buddy(unsigned long pfn, unsigned long nr)
 {
@@ -119,12 +135,8 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
 {
 	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
 	unsigned long nr_pages = nr * vmem_sb_pages(vm);
-	unsigned long i;
 
-	page_offline_begin();
-	for (i = 0; i < nr_pages; i++)
-		__ClearPageOffline(pfn_to_page(pfn + i));
-	page_offline_end();
+	vmem_pages_mark_offline(pfn, nr_pages, false);
 	vmem_pages_to_buddy(pfn, nr_pages);
 }
 
@@ -213,12 +225,8 @@ void vmem_mm_offline_pages(struct vmem *vm, unsigned long first_sb,
 {
 	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
 	unsigned long nr_pages = nr * vmem_sb_pages(vm);
-	unsigned long i;
 
-	page_offline_begin();
-	for (i = 0; i < nr_pages; i++)
-		__SetPageOffline(pfn_to_page(pfn + i));
-	page_offline_end();
+	vmem_pages_mark_offline(pfn, nr_pages, true);
 	adjust_managed_page_count(pfn_to_page(pfn), -nr_pages);
 }
 
