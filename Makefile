@@ -38,7 +38,8 @@ KBUILD := $(MAKE) -C $(KDIR) M=$(DRV) CONFIG_VIRTIO_MEM=m
 SRCS := $(wildcard $(DRV)/*.c $(DRV)/*.h) $(TOP)/include/uapi/linux/virtio_mem.h
 
 .PHONY: all module clean deps check demo bench checkpatch sparse \
-	modules_install unit check-module check-builtin kernel kernel-check
+	modules_install unit print-kver check-module check-builtin kernel \
+	kernel-check
 
 all: module
 
@@ -56,9 +57,13 @@ clean:
 deps:
 	$(TESTDIR)/deps.sh
 
+print-kver:
+	@echo $(KVER)
+
+# updates/ comes before the distribution's kernel/ in depmod's search order.
 modules_install: module
 	$(KBUILD) INSTALL_MOD_DIR=updates modules_install
-	depmod -a $(KVER)
+	depmod -a $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KVER)
 
 # Host-side unit tests of the pure logic; KUnit covers it in-kernel.
 unit:

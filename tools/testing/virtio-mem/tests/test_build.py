@@ -75,3 +75,29 @@ def test_host_unit_config_validation():
     assert plan and int(plan.group(1)) == len(results) and results, out
     failed = [name for status, name in results if status != 'ok']
     assert not failed and rc == 0, out
+
+
+def test_modules_install_makes_modprobe_prefer_ours(tmp_path):
+    """make modules_install puts ours where modprobe finds it before the
+    distribution's module of the same name (checked in a scratch root that
+    also holds Debian's modules, so the system stays untouched)."""
+    kver = subprocess.run(['make', '-s', 'print-kver'], cwd=REPO,
+                          capture_output=True, text=True).stdout.strip()
+    mods = tmp_path / 'lib' / 'modules' / kver
+    mods.mkdir(parents=True)
+    distro = os.path.join('/lib/modules', kver)
+    (mods / 'kernel').symlink_to(os.path.join(distro, 'kernel'))
+    for name in ('modules.order', 'modules.builtin',
+                 'modules.builtin.modinfo'):
+        src = os.path.join(distro, name)
+        if os.path.exists(src):
+            (mods / name).write_bytes(open(src, 'rb').read())
+    rc, out = make('modules_install', f'INSTALL_MOD_PATH={tmp_path}')
+    assert rc == 0, out
+    p = subprocess.run(['modprobe', '-d', str(tmp_path), '-S', kver,
+                        '--show-depends', 'virtio_mem'],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    last = p.stdout.strip().splitlines()[-1]
+    assert last.endswith(f'/lib/modules/{kver}/updates/virtio_mem.ko'), \
+        p.stdout
