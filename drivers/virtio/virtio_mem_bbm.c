@@ -129,6 +129,19 @@ static int vmem_bbm_plug(struct vmem *vm, u64 size)
 	return todo ? -ENOSPC : 0;
 }
 
+/* Give the pages of [mb, mb + nr) back to Linux; hp_lock held. */
+static void vmem_bbm_untake(struct vmem *vm, unsigned long mb,
+			    unsigned long nr)
+{
+	unsigned long i;
+
+	for (i = 0; i < nr; i++) {
+		vmem_sbm_mark(&vm->sbm, mb + i, 1, true);
+		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE)
+			vmem_mm_online_pages(vm, mb + i, 1);
+	}
+}
+
 /*
  * Take every page of the online memory blocks of big block @bb from Linux,
  * marking it offline. Undoes everything on failure.
@@ -156,13 +169,23 @@ static int vmem_bbm_take_bb(struct vmem *vm, unsigned long bb)
 		}
 		vmem_sbm_mark(&vm->sbm, mb + i, 1, false);
 	}
-	while (rc && i--) {
-		vmem_sbm_mark(&vm->sbm, mb + i, 1, true);
-		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE)
-			vmem_mm_online_pages(vm, mb + i, 1);
-	}
+	if (rc)
+		vmem_bbm_untake(vm, mb, i);
 	mutex_unlock(&vm->hp_lock);
 	return rc;
+}
+
+/* Fast path: all memory blocks online, movable and free. */
+static bool vmem_bbm_idle(struct vmem *vm, unsigned long bb)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	unsigned long i;
+
+	for (i = 0; i < vm->mbs_per_bb; i++)
+		if (vmem_sbm_state(&vm->sbm, mb + i) != VMEM_MB_ONLINE ||
+		    !vmem_mm_mb_idle(vm, mb + i))
+			return false;
+	return vmem_mm_headroom_ok(vm, PHYS_PFN(vm->cfg.block_size));
 }
 
 static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
@@ -170,13 +193,26 @@ static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
 	unsigned long mb = vmem_bbm_first_mb(vm, bb);
 	int rc;
 
+	/*
+	 * Free memory is offlined without taking its pages first: that
+	 * would zero them (the kernel zeroes on allocation) just before
+	 * they are discarded.
+	 */
+	if (vmem_bbm_idle(vm, bb) &&
+	    !vmem_mm_remove(vm, mb, vm->mbs_per_bb))
+		return vmem_bbm_request(vm, bb, false);
+
 	if (vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED) {
 		rc = vmem_bbm_take_bb(vm, bb);
 		if (rc)
 			return rc;
 		rc = vmem_mm_remove(vm, mb, vm->mbs_per_bb);
-		if (rc)
+		if (rc) {
+			mutex_lock(&vm->hp_lock);
+			vmem_bbm_untake(vm, mb, vm->mbs_per_bb);
+			mutex_unlock(&vm->hp_lock);
 			return -ENOMEM;
+		}
 	}
 	/* Removed, or never added: plugged on the device all the same. */
 	vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);

@@ -194,6 +194,7 @@ void vmem_mm_offline_pages(struct vmem *vm, unsigned long first_sb,
 bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages);
 long vmem_mm_reserve_pages(void);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
+bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
 bool vmem_mm_region_in_use(u64 addr, u64 size);
 

@@ -245,6 +245,36 @@ bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb)
 }
 
 /**
+ * vmem_mm_mb_idle() - whether an online block is movable and all free
+ * @vm: the device
+ * @mb: memory block index, online
+ *
+ * A racy look at the buddy allocator, good enough to pick a fast path:
+ * offlining re-checks everything, and in ZONE_MOVABLE anything allocated
+ * meanwhile can be migrated.
+ *
+ * Return: true if every page is free in the buddy allocator.
+ */
+bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
+{
+	unsigned long pfn = PHYS_PFN(vmem_mb_addr(vm, mb));
+	unsigned long end = pfn + PHYS_PFN(vm->mb_size);
+
+	if (!vmem_mm_mb_movable(vm, mb))
+		return false;
+	while (pfn < end) {
+		struct page *page = pfn_to_page(pfn);
+
+		if (!PageBuddy(page))
+			return false;
+		/* The order of a free block; bounded against a racy read. */
+		pfn += 1UL << min_t(unsigned long, page_private(page),
+				    MAX_ORDER - 1);
+	}
+	return true;
+}
+
+/**
  * vmem_mm_mb_present() - whether Linux has memory block @mb added
  * @vm: the device
  * @mb: memory block index

@@ -236,10 +236,41 @@ static int vmem_sbm_unplug_pass(struct vmem *vm, unsigned long mb)
 	}
 }
 
+/*
+ * Fast path for an online, fully plugged block whose memory is all free:
+ * offline and remove it, then unplug it. Offlining free ZONE_MOVABLE memory
+ * needs no migration and, unlike taking the pages, does not zero them (the
+ * kernel zeroes on allocation), which saves touching memory about to be
+ * discarded. Returns -EAGAIN when the block does not qualify.
+ */
+static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
+				   unsigned long *todo)
+{
+	unsigned long spm = vm->sbm.sbs_per_mb;
+	int rc;
+
+	if (*todo < spm || vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_ONLINE ||
+	    vmem_sbm_plugged_in_mb(&vm->sbm, mb) != spm ||
+	    !vmem_mm_mb_idle(vm, mb) ||
+	    !vmem_mm_headroom_ok(vm, PHYS_PFN(vm->mb_size)))
+		return -EAGAIN;
+	if (vmem_mm_remove(vm, mb, 1))
+		return -EAGAIN;
+	/* Removed but still plugged if this fails: pass 0 retries it. */
+	rc = vmem_unplug_run(vm, vmem_sbm_index(&vm->sbm, mb, 0), spm);
+	if (!rc)
+		*todo -= spm;
+	return rc;
+}
+
 static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
 			      unsigned long *todo)
 {
 	int rc;
+
+	rc = vmem_sbm_unplug_idle_mb(vm, mb, todo);
+	if (rc != -EAGAIN)
+		return rc;
 
 	mutex_lock(&vm->hp_lock);
 	switch (vmem_sbm_state(&vm->sbm, mb)) {
