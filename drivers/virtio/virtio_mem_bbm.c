@@ -165,7 +165,7 @@ static int vmem_bbm_take_bb(struct vmem *vm, unsigned long bb)
 			rc = vmem_mm_take_pages(vm, mb + i, 1);
 			if (rc)
 				break;
-			vmem_mm_offline_pages(vm, mb + i, 1);
+			vmem_mm_retire_pages(vm, mb + i, 1);
 		}
 		vmem_sbm_mark(&vm->sbm, mb + i, 1, false);
 	}
@@ -268,11 +268,15 @@ static int vmem_bbm_unplug(struct vmem *vm, u64 size)
 	return busy ? -ENOMEM : -ENOSPC;
 }
 
+/*
+ * Take over big blocks a previous driver instance left added. Called with
+ * hp_lock held while the notifier refuses every transition.
+ */
 static int vmem_bbm_adopt(struct vmem *vm)
 {
 	unsigned long bb, i, mb, nr = vmem_bbm_count(vm, vm->usable_mbs);
 	bool online, present;
-	int state;
+	int state, rc;
 
 	for (bb = 0; bb < nr; bb++) {
 		mb = vmem_bbm_first_mb(vm, bb);
@@ -280,9 +284,6 @@ static int vmem_bbm_adopt(struct vmem *vm)
 				       vm->cfg.block_size);
 		if (state < 0)
 			return state;
-		if (state != VIRTIO_MEM_STATE_PLUGGED)
-			continue;
-		vm->plugged += vm->cfg.block_size;
 		present = false;
 		for (i = 0; i < vm->mbs_per_bb; i++) {
 			if (!vmem_mm_mb_present(vm, mb + i, &online))
@@ -292,14 +293,36 @@ static int vmem_bbm_adopt(struct vmem *vm)
 					   online ? VMEM_MB_ONLINE :
 						    VMEM_MB_OFFLINE);
 		}
-		vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);
-		/* Plugged but never added: not in use, give it back. */
-		if (!present)
-			vmem_bbm_unplug_bb(vm, bb);
+		if (state == VIRTIO_MEM_STATE_PLUGGED) {
+			vm->plugged += vm->cfg.block_size;
+			vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);
+			/* Plugged but never added: not in use, give it back. */
+			if (!present)
+				vmem_bbm_request(vm, bb, false);
+		} else if (present) {
+			/* Linux has it: the device must have it too. */
+			rc = vmem_bbm_request(vm, bb, true);
+			dev_warn(&vm->vdev->dev,
+				 "big block at 0x%llx is added but was not plugged: %s (%d)\n",
+				 vmem_sb_addr(vm, mb),
+				 rc ? "plugging it failed" : "plugged it", rc);
+			if (rc) {
+				vm->plugged += vm->cfg.block_size;
+				vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb,
+					      true);
+			}
+		}
+		if (vm->broken)
+			return -ENODEV;
 	}
 	return 0;
 }
 
+/*
+ * On removal: offline big blocks are removed (even from a broken device:
+ * that needs no request) and unplugged, as is plugged memory Linux does not
+ * have. Online memory stays: it is in use.
+ */
 static void vmem_bbm_teardown(struct vmem *vm)
 {
 	unsigned long bb, nr = vmem_bbm_count(vm, vm->sbm.nr_mbs);
@@ -307,8 +330,17 @@ static void vmem_bbm_teardown(struct vmem *vm)
 	for (bb = 0; bb < nr; bb++) {
 		int pass = vmem_bbm_unplug_pass(vm, bb);
 
-		if (pass == 0 || pass == 1)
+		if (pass != 0 && pass != 1)
+			continue;
+		if (!READ_ONCE(vm->broken))
 			vmem_bbm_unplug_bb(vm, bb);
+		else if (pass == 1)
+			vmem_mm_remove(vm, vmem_bbm_first_mb(vm, bb),
+				       vm->mbs_per_bb);
+		if (vmem_bbm_state(vm, bb) == VMEM_MB_OFFLINE)
+			dev_err(&vm->vdev->dev,
+				"big block at 0x%llx stays added and offline: do not online it\n",
+				vmem_sb_addr(vm, vmem_bbm_first_mb(vm, bb)));
 	}
 }
 

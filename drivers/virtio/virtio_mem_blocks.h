@@ -8,6 +8,7 @@
 #define _VIRTIO_MEM_BLOCKS_H
 
 #include <linux/types.h>
+#include <linux/virtio_mem.h>
 
 /**
  * enum vmem_mb_state - what Linux knows of one memory block of the region
@@ -103,6 +104,29 @@ static inline unsigned int vmem_backoff_next(unsigned int cur_ms,
 	if (cur_ms >= max_ms / 2)
 		return max_ms;
 	return cur_ms * 2;
+}
+
+/**
+ * vmem_adopt_keep() - whether a sub-block found at load time stays plugged
+ * @present: Linux has its memory block added
+ * @online: that memory block is online
+ * @in_use: Linux has the sub-block's pages (only meaningful if @online)
+ * @state: what the device says of the sub-block (VIRTIO_MEM_STATE_*)
+ *
+ * Of an online block, Linux uses exactly the pages it has, whatever the
+ * device says; an offline block holds what the device has plugged in
+ * whole; memory Linux does not have is unused.
+ *
+ * Return: true if the sub-block must be plugged and counted as such.
+ */
+static inline bool vmem_adopt_keep(bool present, bool online, bool in_use,
+				   int state)
+{
+	if (!present)
+		return false;
+	if (online)
+		return in_use;
+	return state == VIRTIO_MEM_STATE_PLUGGED;
 }
 
 #endif /* _VIRTIO_MEM_BLOCKS_H */

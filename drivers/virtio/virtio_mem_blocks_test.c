@@ -586,5 +586,66 @@ static struct kunit_suite vmem_backoff_suite = {
 	.test_cases = vmem_backoff_cases,
 };
 
+/* --- taking over memory at load time --- */
+
+struct vmem_adopt_case {
+	const char *desc;
+	bool present;
+	bool online;
+	bool in_use;
+	int state;
+	bool keep;
+};
+
+static const struct vmem_adopt_case vmem_adopt_cases[] = {
+	{ "not added, plugged: unused", false, false, false,
+	  VIRTIO_MEM_STATE_PLUGGED, false },
+	{ "not added, mixed: unused", false, false, false,
+	  VIRTIO_MEM_STATE_MIXED, false },
+	{ "offline, plugged: kept", true, false, false,
+	  VIRTIO_MEM_STATE_PLUGGED, true },
+	{ "offline, unplugged: not kept", true, false, false,
+	  VIRTIO_MEM_STATE_UNPLUGGED, false },
+	{ "offline, mixed: not kept", true, false, false,
+	  VIRTIO_MEM_STATE_MIXED, false },
+	{ "online, in use, plugged: kept", true, true, true,
+	  VIRTIO_MEM_STATE_PLUGGED, true },
+	{ "online, in use, device says unplugged: kept", true, true, true,
+	  VIRTIO_MEM_STATE_UNPLUGGED, true },
+	{ "online, in use, mixed: kept", true, true, true,
+	  VIRTIO_MEM_STATE_MIXED, true },
+	{ "online, PageOffline, device says plugged: not kept", true, true,
+	  false, VIRTIO_MEM_STATE_PLUGGED, false },
+	{ "online, PageOffline, unplugged: not kept", true, true, false,
+	  VIRTIO_MEM_STATE_UNPLUGGED, false },
+};
+
+static void vmem_adopt_case_desc(const struct vmem_adopt_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(vmem_adopt, vmem_adopt_cases, vmem_adopt_case_desc);
+
+/* What Linux has wins over what the device says, for online memory. */
+static void vmem_adopt_keeps_what_linux_uses(struct kunit *test)
+{
+	const struct vmem_adopt_case *c = test->param_value;
+
+	KUNIT_EXPECT_EQ(test, vmem_adopt_keep(c->present, c->online,
+					      c->in_use, c->state), c->keep);
+}
+
+static struct kunit_case vmem_adopt_test_cases[] = {
+	KUNIT_CASE_PARAM(vmem_adopt_keeps_what_linux_uses,
+			 vmem_adopt_gen_params),
+	{}
+};
+
+static struct kunit_suite vmem_adopt_suite = {
+	.name = "virtio_mem_adopt",
+	.test_cases = vmem_adopt_test_cases,
+};
+
 kunit_test_suites(&vmem_sbm_suite, &vmem_req_split_suite,
-		  &vmem_backoff_suite);
+		  &vmem_backoff_suite, &vmem_adopt_suite);

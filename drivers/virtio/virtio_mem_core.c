@@ -22,12 +22,13 @@
 
 /* --- configuration --- */
 
-/**
- * vmem_read_config() - read the device configuration
- * @vdev: the device
- * @cfg: filled with the configuration, CPU-endian
- */
-void vmem_read_config(struct virtio_device *vdev, struct vmem_cfg *cfg)
+/* Transports without a generation counter never tear a read. */
+static u32 vmem_config_generation(struct virtio_device *vdev)
+{
+	return vdev->config->generation ? vdev->config->generation(vdev) : 0;
+}
+
+static void vmem_read_fields(struct virtio_device *vdev, struct vmem_cfg *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	virtio_cread_le(vdev, struct virtio_mem_config, block_size,
@@ -45,6 +46,24 @@ void vmem_read_config(struct virtio_device *vdev, struct vmem_cfg *cfg)
 	if (cfg->has_pxm)
 		virtio_cread_le(vdev, struct virtio_mem_config, node_id,
 				&cfg->node_id);
+}
+
+/**
+ * vmem_read_config() - read the device configuration
+ * @vdev: the device
+ * @cfg: filled with the configuration, CPU-endian
+ *
+ * All fields come from one configuration generation: a resize between two
+ * reads must not pair a new requested_size with an old usable_region_size.
+ */
+void vmem_read_config(struct virtio_device *vdev, struct vmem_cfg *cfg)
+{
+	u32 gen;
+
+	do {
+		gen = vmem_config_generation(vdev);
+		vmem_read_fields(vdev, cfg);
+	} while (gen != vmem_config_generation(vdev));
 }
 
 static void vmem_update_usable(struct vmem *vm)
@@ -69,6 +88,12 @@ static int vmem_refresh_config(struct vmem *vm)
 		vm->broken = true;
 		return -EINVAL;
 	}
+	/* Only UNPLUG_ALL and a reset may shrink it: say so, cope. */
+	if (cur.usable_region_size < vm->cfg.usable_region_size)
+		dev_warn_ratelimited(&vm->vdev->dev,
+				     "usable region shrank from %llu to %llu MiB\n",
+				     vm->cfg.usable_region_size >> 20,
+				     cur.usable_region_size >> 20);
 	vm->cfg = cur;
 	vmem_update_usable(vm);
 
@@ -300,6 +325,10 @@ static void vmem_config_changed(struct virtio_device *vdev)
 {
 	struct vmem *vm = vdev->priv;
 
+	/* A crash kernel leaves the device as the crashed kernel had it. */
+	if (vm->in_kdump)
+		return;
+
 	WRITE_ONCE(vm->config_pending, true);
 	/* A new request deserves a prompt answer, not the backoff delay. */
 	vm->backoff_ms = 0;
@@ -341,6 +370,30 @@ static int vmem_check_pluggable(struct vmem *vm)
 }
 
 /*
+ * A reservation a previous driver instance left behind (memory of the
+ * region stayed added) is now the child of ours, with the same range and
+ * name: take over its memory group and drop it.
+ */
+static void vmem_region_take_over(struct vmem *vm)
+{
+	struct resource *child = vm->region->res.child;
+	struct vmem_region *old;
+
+	if (!child || child->start != vm->region->res.start ||
+	    child->end != vm->region->res.end ||
+	    !child->name || strcmp(child->name, vm->region->name))
+		return;
+	old = container_of(child, struct vmem_region, res);
+	vm->mgid = old->mgid;
+	/* Its children, the added memory, move up to our reservation. */
+	remove_resource(&old->res);
+	kfree(old);
+	dev_info(&vm->vdev->dev,
+		 "reusing the region reservation and memory group %d of a previous driver instance\n",
+		 vm->mgid);
+}
+
+/*
  * Reserve the device region. Inserted rather than requested: memory that a
  * previous driver instance left added becomes a child of the reservation
  * again, and memory added later nests inside it (the reservation is not
@@ -348,18 +401,18 @@ static int vmem_check_pluggable(struct vmem *vm)
  */
 static int vmem_reserve_region(struct vmem *vm)
 {
+	struct vmem_region *region;
 	struct resource *res;
 	int rc;
 
-	res = kzalloc(sizeof(*res), GFP_KERNEL);
-	if (!res)
+	region = kzalloc(sizeof(*region), GFP_KERNEL);
+	if (!region)
 		return -ENOMEM;
-	res->name = kasprintf(GFP_KERNEL, "virtio_mem (%s)",
-			      dev_name(&vm->vdev->dev));
-	if (!res->name) {
-		kfree(res);
-		return -ENOMEM;
-	}
+	snprintf(region->name, sizeof(region->name), "virtio_mem (%s)",
+		 dev_name(&vm->vdev->dev));
+	region->mgid = -1;
+	res = &region->res;
+	res->name = region->name;
 	res->start = vm->cfg.addr;
 	res->end = vm->cfg.addr + vm->cfg.region_size - 1;
 	/* System RAM + exclusive: /dev/mem must not reach unplugged memory. */
@@ -369,48 +422,61 @@ static int vmem_reserve_region(struct vmem *vm)
 		dev_err(&vm->vdev->dev,
 			"device region [0x%llx-0x%llx] overlaps another resource\n",
 			res->start, res->end);
-		kfree(res->name);
-		kfree(res);
+		kfree(region);
 		return rc;
 	}
-	vm->parent = res;
+	vm->region = region;
+	vmem_region_take_over(vm);
 	return 0;
 }
 
-/* Memory still added moves up to where it was before the reservation. */
-static void vmem_release_region(struct vmem *vm)
+/*
+ * Memory of the region that stays added keeps the reservation (and its
+ * memory group): /dev/mem must never reach the region's unplugged memory,
+ * and the next driver instance takes both over.
+ */
+static void vmem_release_region(struct vmem *vm, bool keep)
 {
-	remove_resource(vm->parent);
-	kfree(vm->parent->name);
-	kfree(vm->parent);
-	vm->parent = NULL;
+	if (keep) {
+		vm->region->mgid = vm->mgid;
+		dev_info(&vm->vdev->dev,
+			 "memory stays added: keeping the region reserved\n");
+	} else {
+		remove_resource(&vm->region->res);
+		kfree(vm->region);
+	}
+	vm->region = NULL;
 }
 
 /*
  * Memory of the region that Linux has (from a previous driver instance) is
  * in use and must be adopted; otherwise anything plugged is a leftover that
- * UNPLUG_ALL may discard.
+ * UNPLUG_ALL may discard. Until this is done, the notifier refuses every
+ * onlining and offlining in the region: block states are not known yet.
  */
 static int vmem_adopt_or_clean(struct vmem *vm)
 {
 	struct device *dev = &vm->vdev->dev;
-	int rc;
+	int rc = 0;
 
+	mutex_lock(&vm->hp_lock);
 	if (!vm->adopt) {
 		vm->unplug_all = vm->cfg.plugged_size != 0;
 		if (vm->unplug_all)
 			dev_info(dev, "%llu MiB plugged from before: unplugging all\n",
 				 vm->cfg.plugged_size >> 20);
-		return 0;
+	} else {
+		rc = vm->ops->adopt(vm);
+		if (rc)
+			dev_err(dev, "cannot take over memory left added: %d\n",
+				rc);
+		else
+			dev_info(dev, "took over %llu MiB plugged by a previous driver instance\n",
+				 vm->plugged >> 20);
 	}
-	rc = vm->ops->adopt(vm);
-	if (rc) {
-		dev_err(dev, "cannot take over memory left added: %d\n", rc);
-		return rc;
-	}
-	dev_info(dev, "took over %llu MiB plugged by a previous driver instance\n",
-		 vm->plugged >> 20);
-	return 0;
+	vm->adopting = false;
+	mutex_unlock(&vm->hp_lock);
+	return rc;
 }
 
 static int vmem_init(struct vmem *vm)
@@ -424,13 +490,14 @@ static int vmem_init(struct vmem *vm)
 		dev_err(dev, "invalid device configuration: %s\n", why);
 		return -EINVAL;
 	}
+	if (vm->in_kdump)
+		return 0;
 	vm->mb_size = memory_block_size_bytes();
 	rc = vmem_check_pluggable(vm);
 	if (rc)
 		return rc;
 	vm->nid = vmem_pick_node(vm);
 
-	/* Checked before our reservation hides what lies below it. */
 	vm->adopt = vmem_mm_region_in_use(vm->cfg.addr, vm->cfg.region_size);
 	rc = vmem_reserve_region(vm);
 	if (rc)
@@ -450,26 +517,43 @@ static int vmem_init(struct vmem *vm)
 	return 0;
 
 err_region:
-	vmem_release_region(vm);
+	vmem_release_region(vm, vm->adopt);
 	return rc;
 }
 
-static void vmem_deinit(struct vmem *vm)
+/* Whether memory of the region stays added: it holds data. */
+static bool vmem_memory_added(struct vmem *vm)
+{
+	return vmem_mm_region_in_use(vm->cfg.addr, vm->cfg.region_size);
+}
+
+static void vmem_deinit(struct vmem *vm, bool keep)
 {
 	vmem_sbm_destroy(&vm->sbm);
-	vmem_release_region(vm);
+	vmem_release_region(vm, keep);
+}
+
+/* In a crash kernel: only tell /proc/vmcore what is RAM. */
+static int vmem_probe_kdump(struct vmem *vm)
+{
+	int rc;
+
+	rc = vmem_init(vm);
+	if (rc)
+		return rc;
+	virtio_device_ready(vm->vdev);
+	rc = vmem_kdump_init(vm);
+	if (rc)
+		virtio_reset_device(vm->vdev);
+	return rc;
 }
 
 static int vmem_probe(struct virtio_device *vdev)
 {
 	struct vmem *vm;
+	bool keep;
 	int rc;
 
-	if (is_kdump_kernel()) {
-		dev_warn(&vdev->dev,
-			 "not binding in a kdump kernel: dumping device memory is not supported\n");
-		return -EBUSY;
-	}
 	if (!vdev->config->get) {
 		dev_err(&vdev->dev, "device has no configuration space\n");
 		return -EINVAL;
@@ -480,10 +564,14 @@ static int vmem_probe(struct virtio_device *vdev)
 		return -ENOMEM;
 	vm->vdev = vdev;
 	vdev->priv = vm;
+	vm->in_kdump = is_kdump_kernel();
 	init_waitqueue_head(&vm->resp_wq);
 	mutex_init(&vm->req_lock);
 	mutex_init(&vm->hp_lock);
+	vm->adopting = true;
+	init_waitqueue_head(&vm->transition_wq);
 	vm->refs_dropped_mb = ULONG_MAX;
+	vm->mgid = -1;
 	spin_lock_init(&vm->lock);
 	INIT_DELAYED_WORK(&vm->work, vmem_work_fn);
 	INIT_LIST_HEAD(&vm->list);
@@ -492,6 +580,12 @@ static int vmem_probe(struct virtio_device *vdev)
 	if (IS_ERR(vm->vq)) {
 		rc = PTR_ERR(vm->vq);
 		goto err_free;
+	}
+	if (vm->in_kdump) {
+		rc = vmem_probe_kdump(vm);
+		if (rc)
+			goto err_vqs;
+		return 0;
 	}
 	rc = vmem_init(vm);
 	if (rc)
@@ -513,9 +607,12 @@ static int vmem_probe(struct virtio_device *vdev)
 
 err_ready:
 	virtio_reset_device(vdev);
-	vmem_mm_unregister(vm);
+	keep = vmem_memory_added(vm);
+	vmem_mm_unregister(vm, keep);
+	vmem_deinit(vm, keep);
+	goto err_vqs;
 err_init:
-	vmem_deinit(vm);
+	vmem_deinit(vm, vm->adopt);
 err_vqs:
 	vdev->config->del_vqs(vdev);
 err_free:
@@ -524,35 +621,50 @@ err_free:
 	return rc;
 }
 
+static void vmem_remove_kdump(struct vmem *vm)
+{
+	vmem_kdump_exit(vm);
+	virtio_reset_device(vm->vdev);
+	vm->vdev->config->del_vqs(vm->vdev);
+	kfree(vm);
+}
+
+/*
+ * Removal: no more work, no more onlining or offlining in the region
+ * (vmem_mm_stop_transitions()); then offline memory is removed and what
+ * Linux does not have is unplugged. Online memory stays added and plugged:
+ * it holds data. It keeps the region reserved and is taken over by the
+ * next driver instance.
+ */
 static void vmem_remove(struct virtio_device *vdev)
 {
 	struct vmem *vm = vdev->priv;
-	bool in_use;
+	bool keep;
 
+	if (vm->in_kdump) {
+		vmem_remove_kdump(vm);
+		return;
+	}
 	vmem_sysfs_remove(vm);
 	spin_lock_irq(&vm->lock);
 	vm->removing = true;
 	spin_unlock_irq(&vm->lock);
 	cancel_delayed_work_sync(&vm->work);
+	vmem_mm_stop_transitions(vm);
 
-	if (!vm->broken)
-		vm->ops->teardown(vm);
-	in_use = vm->sbm.count[VMEM_MB_UNUSED] != vm->sbm.nr_mbs;
-	if (!in_use && vm->plugged && !vm->broken)
+	vm->ops->teardown(vm);
+	keep = vmem_memory_added(vm);
+	if (!keep && vm->plugged && !READ_ONCE(vm->broken))
 		vmem_req_unplug_all(vm);
 
 	virtio_reset_device(vdev);
 	vdev->config->del_vqs(vdev);
-	vmem_mm_unregister(vm);
-	/*
-	 * Online memory stays plugged and in use; the next driver instance
-	 * takes it over (vmem_adopt_or_clean()).
-	 */
-	if (in_use)
+	vmem_mm_unregister(vm, keep);
+	if (keep)
 		dev_info(&vdev->dev,
 			 "%llu MiB stay plugged and online: they are in use\n",
 			 vm->plugged >> 20);
-	vmem_deinit(vm);
+	vmem_deinit(vm, keep);
 	kfree(vm);
 }
 
@@ -604,10 +716,15 @@ static int __init vmem_module_init(void)
 {
 	int rc;
 
+	rc = vmem_mm_init();
+	if (rc)
+		return rc;
 	vmem_debugfs_init();
 	rc = register_virtio_driver(&vmem_driver);
-	if (rc)
+	if (rc) {
 		vmem_debugfs_exit();
+		vmem_mm_exit();
+	}
 	return rc;
 }
 module_init(vmem_module_init);
@@ -616,9 +733,11 @@ static void __exit vmem_module_exit(void)
 {
 	unregister_virtio_driver(&vmem_driver);
 	vmem_debugfs_exit();
+	vmem_mm_exit();
 }
 module_exit(vmem_module_exit);
 
 MODULE_DEVICE_TABLE(virtio, vmem_id_table);
 MODULE_DESCRIPTION("Virtio-mem driver");
 MODULE_LICENSE("GPL");
+MODULE_VERSION("1.0");

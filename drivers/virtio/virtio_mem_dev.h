@@ -6,6 +6,7 @@
 #ifndef _VIRTIO_MEM_DEV_H
 #define _VIRTIO_MEM_DEV_H
 
+#include <linux/crash_dump.h>
 #include <linux/ioport.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
@@ -30,6 +31,8 @@
  * @pressure_stops: unplug steps held back to keep the guest's reserve
  * @isolation_failures: online memory that could not be freed for unplug
  * @resyncs: re-synchronisations with the device after ERROR answers
+ * @leaked: bytes taken from Linux for an unplug whose outcome is unknown
+ *	(the answer never came): kept offline for good
  */
 struct vmem_stats {
 	unsigned long requests[4];
@@ -40,9 +43,28 @@ struct vmem_stats {
 	unsigned long pressure_stops;
 	unsigned long isolation_failures;
 	unsigned long resyncs;
+	u64 leaked;
 };
 
 struct vmem;
+
+/**
+ * struct vmem_region - reservation of a device region in iomem_resource
+ * @res: the reservation, "virtio_mem (virtioN)", exclusive System RAM so
+ *	that /dev/mem never reaches the region
+ * @mgid: memory group of the region's memory
+ * @name: storage for @res.name
+ *
+ * Memory of the region that stays added after the driver is gone (it was
+ * online, hence in use) keeps this reservation and its memory group: the
+ * next driver instance finds it as the child of its own reservation and
+ * takes both over (vmem_region_take_over()).
+ */
+struct vmem_region {
+	struct resource res;
+	int mgid;
+	char name[32];
+};
 
 /**
  * struct vmem_mode_ops - how a block mode plugs and unplugs
@@ -79,10 +101,12 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @resp_wq: woken when the device has answered
  * @req_lock: one request in flight at a time
  * @broken: the device stopped answering or broke the contract: hands off
+ * @inject_timeout: drop the answer to the next request (debugfs, testing)
+ * @in_kdump: bound in a crash kernel: read-only, see virtio_mem_kdump.c
  * @cfg: the configuration last read and accepted
  * @nid: NUMA node the memory is added to
  * @mgid: memory group id of the device's memory
- * @parent: reservation of the whole device region
+ * @region: reservation of the whole device region
  * @ops: sub-block or big-block mode
  * @mb_size: Linux memory block size
  * @sb_size: sub-block size: max(device block, pageblock); in big-block
@@ -93,13 +117,17 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @sbm: sub-block bookkeeping
  * @plugged: bytes this driver has plugged
  * @hp_lock: protects memory block states and the sub-block bits of added
- *	blocks against the memory notifier
+ *	blocks against the memory notifier, and @adopting
+ * @adopting: block states are not known yet: the notifier refuses onlining
+ *	and offlining until adoption has filled them in
+ * @transition_wq: woken when a memory block finished onlining or offlining
  * @refs_dropped_mb: block whose unplugged pages gave up their reference
  *	for an offlining in progress, ULONG_MAX if none
  * @memory_nb: memory notifier
  * @work: the state machine
- * @lock: protects @removing
- * @removing: the device is going away: queue no more work
+ * @lock: protects @removing against the queueing of work
+ * @removing: the device is going away: queue no more work; set under
+ *	@hp_lock too, so the notifier refuses onlining and offlining
  * @config_pending: a configuration change arrived: restart the work
  * @unplug_all: memory left plugged by someone else must be unplugged first
  * @adopt: a previous driver instance left memory of the region added
@@ -111,6 +139,10 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @stats: counters
  * @inject_error: send one bad request on the next run (debugfs, testing)
  * @debugfs: the device's debugfs directory
+ * @vmcore_cb: in a crash kernel, tells /proc/vmcore which pages are RAM
+ * @kdump_known: in a crash kernel, device blocks whose state was asked for
+ * @kdump_plugged: of those, the plugged ones
+ * @kdump_blocks: device blocks in the usable region, in a crash kernel
  * @list: entry in the list of all devices
  */
 struct vmem {
@@ -121,11 +153,13 @@ struct vmem {
 	wait_queue_head_t resp_wq;
 	struct mutex req_lock; /* one request in flight */
 	bool broken;
+	bool inject_timeout;
+	bool in_kdump;
 
 	struct vmem_cfg cfg;
 	int nid;
 	int mgid;
-	struct resource *parent;
+	struct vmem_region *region;
 	const struct vmem_mode_ops *ops;
 
 	u64 mb_size;
@@ -137,6 +171,8 @@ struct vmem {
 	u64 plugged;
 
 	struct mutex hp_lock; /* block states vs. memory notifier */
+	bool adopting;
+	wait_queue_head_t transition_wq;
 	unsigned long refs_dropped_mb;
 	struct notifier_block memory_nb;
 
@@ -155,6 +191,12 @@ struct vmem {
 	struct vmem_stats stats;
 	bool inject_error;
 	struct dentry *debugfs;
+#ifdef CONFIG_PROC_VMCORE
+	struct vmcore_cb vmcore_cb;
+#endif
+	unsigned long *kdump_known;
+	unsigned long *kdump_plugged;
+	unsigned long kdump_blocks;
 	struct list_head list;
 };
 
@@ -179,8 +221,10 @@ int vmem_req_state(struct vmem *vm, u64 addr, u64 size);
 void vmem_vq_done(struct virtqueue *vq);
 
 /* Memory-hotplug glue (virtio_mem_mm.c). */
+int vmem_mm_init(void);
+void vmem_mm_exit(void);
 int vmem_mm_register(struct vmem *vm);
-void vmem_mm_unregister(struct vmem *vm);
+void vmem_mm_unregister(struct vmem *vm, bool keep);
 int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr);
 int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr);
 void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
@@ -189,8 +233,10 @@ int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
 		       unsigned long nr);
 void vmem_mm_return_pages(struct vmem *vm, unsigned long first_sb,
 			  unsigned long nr);
-void vmem_mm_offline_pages(struct vmem *vm, unsigned long first_sb,
-			   unsigned long nr);
+void vmem_mm_retire_pages(struct vmem *vm, unsigned long first_sb,
+			  unsigned long nr);
+bool vmem_mm_sb_in_use(struct vmem *vm, unsigned long sb);
+void vmem_mm_stop_transitions(struct vmem *vm);
 bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages);
 long vmem_mm_reserve_pages(void);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
@@ -198,13 +244,20 @@ bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
 bool vmem_mm_region_in_use(u64 addr, u64 size);
 
-/* Shared by both block modes (virtio_mem_sbm.c). */
+/* Shared by both block modes (virtio_mem_plug.c). */
 int vmem_geometry_init(struct vmem *vm);
 int vmem_plug_run(struct vmem *vm, unsigned long first, unsigned long nr,
 		  unsigned long *done);
-int vmem_unplug_run(struct vmem *vm, unsigned long first, unsigned long nr);
+int vmem_unplug_run(struct vmem *vm, unsigned long first, unsigned long nr,
+		    unsigned long *done);
+void vmem_unplug_settle(struct vmem *vm, unsigned long first, unsigned long nr,
+			int rc);
 unsigned long vmem_offline_budget(struct vmem *vm);
 void vmem_note_offline_wait(struct vmem *vm, bool waiting);
+
+/* Crash kernels (virtio_mem_kdump.c). */
+int vmem_kdump_init(struct vmem *vm);
+void vmem_kdump_exit(struct vmem *vm);
 
 /* Core (virtio_mem_core.c). */
 void vmem_read_config(struct virtio_device *vdev, struct vmem_cfg *cfg);
@@ -231,6 +284,12 @@ static inline unsigned long vmem_sb_pfn(const struct vmem *vm,
 static inline unsigned long vmem_sb_pages(const struct vmem *vm)
 {
 	return PHYS_PFN(vm->sb_size);
+}
+
+/* Units (sub-blocks) one request may cover. */
+static inline unsigned long vmem_units_per_req(const struct vmem *vm)
+{
+	return vmem_max_units_per_req(vm->sb_size, vm->cfg.block_size);
 }
 
 #endif /* _VIRTIO_MEM_DEV_H */

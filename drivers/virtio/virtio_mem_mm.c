@@ -6,25 +6,68 @@
  * allocator. The online-page callback hands only plugged sub-blocks to the
  * buddy and marks the rest PageOffline; the memory notifier lets such blocks
  * be offlined anyway (their pages are skipped), keeps the driver's view of
- * each block in step with sysfs, and refuses to online a block the driver is
- * removing.
+ * each block in step with sysfs, and refuses onlining and offlining while the
+ * driver cannot follow: a block it is removing, any block while it takes
+ * over memory at load or lets go of it at removal, and onlining once the
+ * device is broken (what it holds is no longer known).
+ *
+ * Pages of a sub-block being unplugged are marked PageOffline before the
+ * device is asked, so /proc/kcore and kdump skip them from then on; if the
+ * device does not unplug them, they are unmarked and given back.
  *
  * Lock order: mem_hotplug_lock (core) -> vm->hp_lock. The driver never calls
  * into the hotplug core with hp_lock held.
  */
+#include <linux/completion.h>
 #include <linux/gfp.h>
+#include <linux/kthread.h>
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/page_ref.h>
 #include <linux/rculist.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
 
 #include "virtio_mem_dev.h"
 
 #define VMEM_RES_NAME "System RAM (virtio_mem)"
 
+/*
+ * Offlining retries for as long as a page cannot be migrated, and nothing
+ * interrupts a kernel thread: a page pinned for long would hang the driver
+ * and every memory hotplug user. Bound it.
+ */
+#define VMEM_OFFLINE_TIMEOUT_S 10
+
 static LIST_HEAD(vmem_devices);
 static DEFINE_MUTEX(vmem_devices_lock);
+
+/*
+ * Resources of added memory point at their name: it must outlive the
+ * module if memory stays added when it is unloaded.
+ */
+static const char *vmem_ram_name;
+static bool vmem_ram_name_kept;
+
+/**
+ * vmem_mm_init() - module-wide setup of the memory-hotplug glue
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int vmem_mm_init(void)
+{
+	vmem_ram_name = kstrdup(VMEM_RES_NAME, GFP_KERNEL);
+	return vmem_ram_name ? 0 : -ENOMEM;
+}
+
+/** vmem_mm_exit() - undo vmem_mm_init(), unless memory stays added */
+void vmem_mm_exit(void)
+{
+	if (!vmem_ram_name_kept)
+		kfree(vmem_ram_name);
+}
 
 /* The device whose usable memory blocks contain @pfn; RCU held. */
 static struct vmem *vmem_find(unsigned long pfn)
@@ -148,8 +191,9 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
  *
  * Isolates the range and migrates what is in use elsewhere. Fails rather
  * than waits when some page cannot be moved. On success the caller owns
- * every page; it either unplugs them and calls vmem_mm_offline_pages(), or
- * gives them back with vmem_mm_return_pages().
+ * every page, already marked PageOffline so that nobody reads it once the
+ * device discards it. It then either unplugs them and calls
+ * vmem_mm_retire_pages(), or gives them back with vmem_mm_return_pages().
  *
  * Return: 0; -ENOBUFS if taking the range would leave the guest short of
  * memory (see vmem_mm_headroom_ok()); -ENOMEM if the memory could not be
@@ -168,6 +212,7 @@ int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
 		vm->stats.isolation_failures++;
 		return -ENOMEM;
 	}
+	vmem_pages_mark_offline(pfn, nr_pages, true);
 	return 0;
 }
 
@@ -203,31 +248,50 @@ long vmem_mm_reserve_pages(void)
  * @vm: the device
  * @first_sb: first sub-block
  * @nr: number of sub-blocks
+ *
+ * Only for sub-blocks the device is known to still have plugged.
  */
 void vmem_mm_return_pages(struct vmem *vm, unsigned long first_sb,
 			  unsigned long nr)
 {
-	free_contig_range(vmem_sb_pfn(vm, first_sb), nr * vmem_sb_pages(vm));
+	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
+	unsigned long nr_pages = nr * vmem_sb_pages(vm);
+
+	vmem_pages_mark_offline(pfn, nr_pages, false);
+	free_contig_range(pfn, nr_pages);
 }
 
 /**
- * vmem_mm_offline_pages() - retire taken pages of unplugged sub-blocks
+ * vmem_mm_retire_pages() - taken pages leave Linux for good
  * @vm: the device
  * @first_sb: first sub-block
  * @nr: number of sub-blocks
  *
- * The pages stay allocated to us, marked PageOffline so that nobody reads
- * them (kdump, /proc/kcore) and so that offlining can skip them, and no
- * longer count as managed memory.
+ * For taken sub-blocks that were unplugged, or whose fate is unknown. The
+ * pages stay allocated to us and PageOffline, so that offlining can skip
+ * them (see the notifier), and no longer count as managed memory.
  */
-void vmem_mm_offline_pages(struct vmem *vm, unsigned long first_sb,
-			   unsigned long nr)
+void vmem_mm_retire_pages(struct vmem *vm, unsigned long first_sb,
+			  unsigned long nr)
 {
-	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
-	unsigned long nr_pages = nr * vmem_sb_pages(vm);
+	adjust_managed_page_count(pfn_to_page(vmem_sb_pfn(vm, first_sb)),
+				  -(long)(nr * vmem_sb_pages(vm)));
+}
 
-	vmem_pages_mark_offline(pfn, nr_pages, true);
-	adjust_managed_page_count(pfn_to_page(pfn), -nr_pages);
+/**
+ * vmem_mm_sb_in_use() - whether Linux uses a sub-block of an online block
+ * @vm: the device
+ * @sb: sub-block of an online memory block
+ *
+ * A driver instance marks the pages of sub-blocks it does not give to
+ * Linux PageOffline, and they stay so after it is unloaded; any other
+ * page of an online block belongs to Linux. hp_lock held.
+ *
+ * Return: true if Linux has the sub-block's pages.
+ */
+bool vmem_mm_sb_in_use(struct vmem *vm, unsigned long sb)
+{
+	return !PageOffline(pfn_to_page(vmem_sb_pfn(vm, sb)));
 }
 
 /**
@@ -324,9 +388,31 @@ static void vmem_unplugged_pages_adjust(struct vmem *vm, unsigned long mb,
 /* A block finished onlining or offlining: the work may have skipped it. */
 static void vmem_transition_done(struct vmem *vm)
 {
+	wake_up(&vm->transition_wq);
 	if (READ_ONCE(vm->plugged) != READ_ONCE(vm->cfg.requested_size) ||
 	    READ_ONCE(vm->waiting_online))
 		vmem_queue_work(vm);
+}
+
+/*
+ * Why onlining or offlining memory block @mb must not start now, or NULL.
+ * The driver's own removal (VMEM_MB_REMOVING) may always offline. hp_lock
+ * held.
+ */
+static const char *vmem_refuse_reason(struct vmem *vm, unsigned long mb,
+				      bool online)
+{
+	enum vmem_mb_state state = vmem_sbm_state(&vm->sbm, mb);
+
+	if (state == VMEM_MB_REMOVING)
+		return online ? "it is being removed" : NULL;
+	if (vm->adopting)
+		return "the driver is still taking over memory";
+	if (READ_ONCE(vm->removing))
+		return "the driver is letting go of the device";
+	if (online && READ_ONCE(vm->broken))
+		return "the device is broken";
+	return NULL;
 }
 
 /*
@@ -341,6 +427,7 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 	u64 start = PFN_PHYS(mhp->start_pfn);
 	u64 first = vmem_mb_addr(vm, 0);
 	enum vmem_mb_state state;
+	const char *why = NULL;
 	unsigned long mb;
 	int rc = NOTIFY_OK;
 
@@ -355,14 +442,11 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 	state = vmem_sbm_state(&vm->sbm, mb);
 	switch (action) {
 	case MEM_GOING_ONLINE:
-		if (state == VMEM_MB_REMOVING) {
-			dev_warn_ratelimited(&vm->vdev->dev,
-					     "memory block %llu is being removed: refusing to online it\n",
-					     div64_u64(start, vm->mb_size));
+		why = vmem_refuse_reason(vm, mb, true);
+		if (why)
 			rc = NOTIFY_BAD;
-		} else if (state == VMEM_MB_OFFLINE) {
+		else if (state == VMEM_MB_OFFLINE)
 			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_ONLINING);
-		}
 		break;
 	case MEM_ONLINE:
 	case MEM_CANCEL_ONLINE:
@@ -371,6 +455,11 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 					   VMEM_MB_ONLINE : VMEM_MB_OFFLINE);
 		break;
 	case MEM_GOING_OFFLINE:
+		why = vmem_refuse_reason(vm, mb, false);
+		if (why) {
+			rc = NOTIFY_BAD;
+			break;
+		}
 		if (state == VMEM_MB_ONLINE)
 			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_OFFLINING);
 		vmem_unplugged_pages_adjust(vm, mb, true);
@@ -392,10 +481,34 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 	}
 	mutex_unlock(&vm->hp_lock);
 
+	if (why)
+		dev_warn_ratelimited(&vm->vdev->dev,
+				     "memory block %llu: %s refused: %s\n",
+				     div64_u64(start, vm->mb_size),
+				     action == MEM_GOING_ONLINE ? "onlining" :
+								  "offlining",
+				     why);
 	if (action == MEM_ONLINE || action == MEM_CANCEL_ONLINE ||
 	    action == MEM_OFFLINE || action == MEM_CANCEL_OFFLINE)
 		vmem_transition_done(vm);
 	return rc;
+}
+
+/**
+ * vmem_mm_stop_transitions() - let no memory block of @vm change state
+ * @vm: the device, @removing set
+ *
+ * From now on the notifier refuses onlining and offlining (but the
+ * driver's own removal); this waits for those that started before.
+ */
+void vmem_mm_stop_transitions(struct vmem *vm)
+{
+	/* A notifier that saw !removing has marked its block by now. */
+	mutex_lock(&vm->hp_lock);
+	mutex_unlock(&vm->hp_lock);
+	wait_event(vm->transition_wq,
+		   !READ_ONCE(vm->sbm.count[VMEM_MB_ONLINING]) &&
+		   !READ_ONCE(vm->sbm.count[VMEM_MB_OFFLINING]));
 }
 
 /**
@@ -420,7 +533,7 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
 		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_OFFLINE);
 	mutex_unlock(&vm->hp_lock);
 	rc = add_memory_driver_managed(vm->mgid, vmem_mb_addr(vm, mb),
-				       nr * vm->mb_size, VMEM_RES_NAME,
+				       nr * vm->mb_size, vmem_ram_name,
 				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID);
 	if (rc) {
 		vm->stats.add_failures++;
@@ -435,6 +548,52 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
 	return rc;
 }
 
+struct vmem_offline_call {
+	u64 start;
+	u64 size;
+	int rc;
+	struct completion done;
+};
+
+static int vmem_offline_thread(void *data)
+{
+	struct vmem_offline_call *call = data;
+
+	/* Offlining gives up on a pending signal: the timeout sends one. */
+	allow_signal(SIGKILL);
+	call->rc = offline_and_remove_memory(call->start, call->size);
+	complete(&call->done);
+	return 0;
+}
+
+/*
+ * offline_and_remove_memory() in a kernel thread of its own, interrupted
+ * if it takes longer than VMEM_OFFLINE_TIMEOUT_S: then -EINTR, with the
+ * memory left as it was.
+ */
+static int vmem_offline_and_remove(struct vmem *vm, u64 start, u64 size)
+{
+	struct vmem_offline_call call = { .start = start, .size = size };
+	struct task_struct *task;
+
+	init_completion(&call.done);
+	task = kthread_create(vmem_offline_thread, &call, "virtio_mem_offline");
+	if (IS_ERR(task))
+		return PTR_ERR(task);
+	get_task_struct(task);
+	wake_up_process(task);
+	if (!wait_for_completion_timeout(&call.done,
+					 VMEM_OFFLINE_TIMEOUT_S * HZ)) {
+		dev_warn_ratelimited(&vm->vdev->dev,
+				     "offlining memory at 0x%llx takes over %d s: interrupting it\n",
+				     start, VMEM_OFFLINE_TIMEOUT_S);
+		send_sig(SIGKILL, task, 1);
+		wait_for_completion(&call.done);
+	}
+	put_task_struct(task);
+	return call.rc;
+}
+
 /**
  * vmem_mm_remove() - offline and remove memory blocks from Linux
  * @vm: the device
@@ -445,7 +604,8 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
  * to offline or belongs to an unplugged sub-block. That keeps offlining
  * from ever waiting on pages it cannot migrate. The blocks are marked
  * VMEM_MB_REMOVING first so that nobody onlines them meanwhile; their
- * sub-block bits are left alone.
+ * sub-block bits are left alone. Offlining that does not finish within
+ * VMEM_OFFLINE_TIMEOUT_S (a page pinned meanwhile) is interrupted.
  *
  * Return: 0 with the blocks VMEM_MB_UNUSED; -ENOMEM if a block is being
  * onlined or offlined (try again later); or the error of
@@ -471,7 +631,7 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
 		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_REMOVING);
 	mutex_unlock(&vm->hp_lock);
 
-	rc = offline_and_remove_memory(vmem_mb_addr(vm, mb), nr * vm->mb_size);
+	rc = vmem_offline_and_remove(vm, vmem_mb_addr(vm, mb), nr * vm->mb_size);
 
 	mutex_lock(&vm->hp_lock);
 	for (i = 0; i < nr; i++) {
@@ -490,18 +650,20 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
 }
 
 /**
- * vmem_mm_region_in_use() - whether Linux has RAM inside a range
+ * vmem_mm_region_in_use() - whether Linux has memory added inside a range
  * @addr: start
  * @size: length
  *
  * Memory a previous instance of the driver left online is still in use:
- * it must not be unplugged behind the kernel's back.
+ * it must not be unplugged behind the kernel's back. Only added memory
+ * counts (driver-managed System RAM), not the region's reservation.
  *
- * Return: true if any System RAM intersects the range.
+ * Return: true if any added memory intersects the range.
  */
 bool vmem_mm_region_in_use(u64 addr, u64 size)
 {
-	return region_intersects(addr, size, IORESOURCE_SYSTEM_RAM,
+	return region_intersects(addr, size, IORESOURCE_SYSTEM_RAM |
+				 IORESOURCE_SYSRAM_DRIVER_MANAGED,
 				 IORES_DESC_NONE) != REGION_DISJOINT;
 }
 
@@ -509,21 +671,26 @@ bool vmem_mm_region_in_use(u64 addr, u64 size)
  * vmem_mm_register() - hook @vm into memory hotplug
  * @vm: the device, geometry and bookkeeping set up
  *
- * Registers the memory group, the memory notifier and, for the first
- * device, the online-page callback.
+ * Registers the memory group (unless one was taken over with the region),
+ * the memory notifier and, for the first device, the online-page callback.
  *
- * Return: 0 or a negative error, with nothing left registered.
+ * Return: 0 or a negative error, with nothing left registered but a memory
+ * group that was taken over.
  */
 int vmem_mm_register(struct vmem *vm)
 {
+	bool own_group = vm->mgid < 0;
 	int rc;
 
 	/* Memory comes and goes in units of a memory or a big block. */
-	vm->mgid = memory_group_register_dynamic(vm->nid,
-						 PHYS_PFN(vm->mb_size) *
-						 vm->mbs_per_bb);
-	if (vm->mgid < 0)
-		return vm->mgid;
+	if (own_group) {
+		rc = memory_group_register_dynamic(vm->nid,
+						   PHYS_PFN(vm->mb_size) *
+						   vm->mbs_per_bb);
+		if (rc < 0)
+			return rc;
+		vm->mgid = rc;
+	}
 
 	vm->memory_nb.notifier_call = vmem_memory_cb;
 	rc = register_memory_notifier(&vm->memory_nb);
@@ -547,29 +714,33 @@ int vmem_mm_register(struct vmem *vm)
 err_notifier:
 	unregister_memory_notifier(&vm->memory_nb);
 err_group:
-	memory_group_unregister(vm->mgid);
+	if (own_group) {
+		memory_group_unregister(vm->mgid);
+		vm->mgid = -1;
+	}
 	return rc;
 }
 
 /**
  * vmem_mm_unregister() - undo vmem_mm_register()
  * @vm: the device
- *
- * If memory of the device is still added, the memory group stays
- * registered (the core refuses to drop a group in use).
+ * @keep: memory of the device stays added: keep its memory group and the
+ *	resource name its memory points at
  */
-void vmem_mm_unregister(struct vmem *vm)
+void vmem_mm_unregister(struct vmem *vm, bool keep)
 {
 	mutex_lock(&vmem_devices_lock);
 	list_del_rcu(&vm->list);
 	if (list_empty(&vmem_devices))
 		restore_online_page_callback(vmem_online_page_cb);
+	if (keep)
+		vmem_ram_name_kept = true;
 	mutex_unlock(&vmem_devices_lock);
 	synchronize_rcu();
 
 	unregister_memory_notifier(&vm->memory_nb);
-	if (memory_group_unregister(vm->mgid))
-		dev_info(&vm->vdev->dev,
-			 "memory of the device stays added: memory group %d kept\n",
-			 vm->mgid);
+	if (!keep) {
+		memory_group_unregister(vm->mgid);
+		vm->mgid = -1;
+	}
 }

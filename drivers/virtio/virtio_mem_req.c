@@ -8,8 +8,14 @@
  *   BUSY  -> -EBUSY    (retry later)
  *   ERROR -> -EIO      (logged; the caller re-synchronises)
  *   no answer in time -> -ETIMEDOUT, and the device is marked broken
+ *
+ * An answer that never comes leaves the outcome of its request unknown:
+ * callers must then assume the worst for memory (see vmem_unplug_settle()).
+ * The debugfs knob inject_timeout makes the driver drop the answer to its
+ * next request, which QEMU cannot be made to withhold.
  */
 #include <linux/jiffies.h>
+#include <linux/stddef.h>
 #include <linux/scatterlist.h>
 #include <linux/virtio_config.h>
 
@@ -38,12 +44,21 @@ static bool vmem_resp_ready(struct vmem *vm, unsigned int *len)
 	return virtqueue_get_buf(vm->vq, len);
 }
 
+/* Bytes of a valid answer: STATE answers carry the state. */
+static unsigned int vmem_resp_len(u16 type)
+{
+	if (type == VIRTIO_MEM_REQ_STATE)
+		return offsetofend(struct virtio_mem_resp, u.state.state);
+	return offsetofend(struct virtio_mem_resp, type);
+}
+
 /* Send one request and wait for its answer; returns the response type. */
 static int vmem_send(struct vmem *vm, u16 type, u64 addr, u64 nb_blocks)
 {
 	struct virtio_device *vdev = vm->vdev;
 	struct scatterlist sg_req, sg_resp, *sgs[2];
 	unsigned int len = 0;
+	bool dropped;
 	long left;
 	int rc;
 
@@ -75,18 +90,21 @@ static int vmem_send(struct vmem *vm, u16 type, u64 addr, u64 nb_blocks)
 	vm->stats.requests[type]++;
 
 	left = wait_event_timeout(vm->resp_wq, vmem_resp_ready(vm, &len),
-				  vmem_req_timeout_s * HZ);
-	if (!left) {
+				  READ_ONCE(vmem_req_timeout_s) * HZ);
+	dropped = left && READ_ONCE(vm->inject_timeout);
+	if (!left || dropped) {
 		/* The buffers stay with the device until it is reset. */
-		vm->broken = true;
+		WRITE_ONCE(vm->inject_timeout, false);
+		WRITE_ONCE(vm->broken, true);
 		dev_err(&vdev->dev,
-			"no answer to %s (addr 0x%llx, %llu blocks) within %u s: stopping\n",
+			"no answer to %s (addr 0x%llx, %llu blocks) within %u s%s: stopping\n",
 			vmem_req_names[type], addr, nb_blocks,
-			vmem_req_timeout_s);
+			READ_ONCE(vmem_req_timeout_s),
+			dropped ? " (injected: answer dropped)" : "");
 		rc = -ETIMEDOUT;
 		goto out;
 	}
-	if (len < sizeof(vm->resp.type)) {
+	if (len < vmem_resp_len(type)) {
 		vm->stats.errors++;
 		dev_err(&vdev->dev, "%s: short response (%u bytes)\n",
 			vmem_req_names[type], len);

@@ -18,96 +18,12 @@
 
 #include "virtio_mem_dev.h"
 
-/**
- * vmem_geometry_init() - find the memory blocks inside the device region
- * @vm: the device, configuration validated, @sb_size set
- *
- * Return: 0, -EINVAL if the region holds no whole memory block, -ENOMEM.
- */
-int vmem_geometry_init(struct vmem *vm)
-{
-	u64 end = vm->cfg.addr + vm->cfg.region_size;
-	unsigned long last_mb;
-
-	vm->first_mb = div64_u64(vm->cfg.addr + vm->mb_size - 1, vm->mb_size);
-	last_mb = div64_u64(end, vm->mb_size);
-	if (last_mb <= vm->first_mb) {
-		dev_err(&vm->vdev->dev,
-			"device region holds no whole memory block of %llu MiB\n",
-			vm->mb_size >> 20);
-		return -EINVAL;
-	}
-	return vmem_sbm_init(&vm->sbm, last_mb - vm->first_mb,
-			     div64_u64(vm->mb_size, vm->sb_size));
-}
-
 static int vmem_sbm_init_dev(struct vmem *vm)
 {
 	vm->sb_size = max_t(u64, vm->cfg.block_size,
 			    PFN_PHYS(pageblock_nr_pages));
 	vm->mbs_per_bb = 1;
 	return vmem_geometry_init(vm);
-}
-
-/**
- * vmem_plug_run() - plug sub-blocks with as few requests as possible
- * @vm: the device
- * @first: first sub-block
- * @nr: number of sub-blocks, all unplugged
- * @done: set to how many got plugged and marked so
- *
- * Return: 0, or the error of the first request that failed.
- */
-int vmem_plug_run(struct vmem *vm, unsigned long first, unsigned long nr,
-		  unsigned long *done)
-{
-	unsigned long max = vmem_max_units_per_req(vm->sb_size,
-						   vm->cfg.block_size);
-	int rc = 0;
-
-	*done = 0;
-	while (*done < nr) {
-		unsigned long cnt = min(nr - *done, max);
-
-		rc = vmem_req_plug(vm, vmem_sb_addr(vm, first + *done),
-				   cnt * vm->sb_size);
-		if (rc)
-			break;
-		vmem_sbm_mark(&vm->sbm, first + *done, cnt, true);
-		vm->plugged += cnt * vm->sb_size;
-		*done += cnt;
-	}
-	return rc;
-}
-
-/**
- * vmem_unplug_run() - unplug sub-blocks with as few requests as possible
- * @vm: the device
- * @first: first sub-block
- * @nr: number of sub-blocks, all plugged and none of them in use
- *
- * Return: 0, or the error of the first request that failed; what was
- * unplugged before that is marked so.
- */
-int vmem_unplug_run(struct vmem *vm, unsigned long first, unsigned long nr)
-{
-	unsigned long max = vmem_max_units_per_req(vm->sb_size,
-						   vm->cfg.block_size);
-	unsigned long done = 0;
-	int rc = 0;
-
-	while (done < nr) {
-		unsigned long cnt = min(nr - done, max);
-
-		rc = vmem_req_unplug(vm, vmem_sb_addr(vm, first + done),
-				     cnt * vm->sb_size);
-		if (rc)
-			break;
-		vmem_sbm_mark(&vm->sbm, first + done, cnt, false);
-		vm->plugged -= cnt * vm->sb_size;
-		done += cnt;
-	}
-	return rc;
 }
 
 /*
@@ -119,7 +35,7 @@ static int vmem_sbm_unplug_unused_mb(struct vmem *vm, unsigned long mb,
 {
 	unsigned long first = vmem_sbm_index(&vm->sbm, mb, 0);
 	unsigned long sb = first + vm->sbm.sbs_per_mb;
-	unsigned long start, nr;
+	unsigned long start, nr, done;
 	int rc = 0;
 
 	while (*todo && sb > first) {
@@ -133,31 +49,47 @@ static int vmem_sbm_unplug_unused_mb(struct vmem *vm, unsigned long mb,
 			start += nr - *todo;
 			nr = *todo;
 		}
-		rc = vmem_unplug_run(vm, start, nr);
-		if (rc)
+		rc = vmem_unplug_run(vm, start, nr, &done);
+		*todo -= done;
+		if (rc) {
+			vmem_unplug_settle(vm, start + done,
+					   min(nr - done, vmem_units_per_req(vm)),
+					   rc);
 			break;
-		*todo -= nr;
+		}
 		sb = start;
 	}
 	return rc;
 }
 
-/* Give the pages of sub-blocks [sb, sb + nr) of an online block back. */
+/*
+ * Give the pages of sub-blocks [sb, sb + nr) of an online block back.
+ * Pages go back to Linux only where the device still has them plugged.
+ */
 static int vmem_sbm_unplug_online_run(struct vmem *vm, unsigned long sb,
 				      unsigned long nr)
 {
+	unsigned long done, i;
 	int rc;
 
 	rc = vmem_mm_take_pages(vm, sb, nr);
 	if (rc)
 		return rc;
-	rc = vmem_unplug_run(vm, sb, nr);
-	if (rc) {
-		vmem_mm_return_pages(vm, sb, nr);
-		return rc;
+	rc = vmem_unplug_run(vm, sb, nr, &done);
+	if (done)
+		vmem_mm_retire_pages(vm, sb, done);
+	if (!rc)
+		return 0;
+
+	vmem_unplug_settle(vm, sb + done,
+			   min(nr - done, vmem_units_per_req(vm)), rc);
+	for (i = sb + done; i < sb + nr; i++) {
+		if (test_bit(i, vm->sbm.plugged))
+			vmem_mm_return_pages(vm, i, 1);
+		else
+			vmem_mm_retire_pages(vm, i, 1);
 	}
-	vmem_mm_offline_pages(vm, sb, nr);
-	return 0;
+	return rc;
 }
 
 /*
@@ -247,6 +179,7 @@ static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
 				   unsigned long *todo)
 {
 	unsigned long spm = vm->sbm.sbs_per_mb;
+	unsigned long done;
 	int rc;
 
 	if (*todo < spm || vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_ONLINE ||
@@ -257,9 +190,8 @@ static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
 	if (vmem_mm_remove(vm, mb, 1))
 		return -EAGAIN;
 	/* Removed but still plugged if this fails: pass 0 retries it. */
-	rc = vmem_unplug_run(vm, vmem_sbm_index(&vm->sbm, mb, 0), spm);
-	if (!rc)
-		*todo -= spm;
+	rc = vmem_unplug_run(vm, vmem_sbm_index(&vm->sbm, mb, 0), spm, &done);
+	*todo -= done;
 	return rc;
 }
 
@@ -381,42 +313,6 @@ static int vmem_sbm_fill(struct vmem *vm, enum vmem_mb_state state,
 	return 0;
 }
 
-/**
- * vmem_offline_budget() - how many more memory blocks may be added now
- * @vm: the device
- *
- * Memory nobody onlines is of no use, and each added block costs memory for
- * its memmap: stop at offline_limit_mb of offline memory.
- *
- * Return: the number of memory blocks.
- */
-unsigned long vmem_offline_budget(struct vmem *vm)
-{
-	u64 limit = (u64)READ_ONCE(vmem_offline_limit_mb) << 20;
-	u64 offline = vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size;
-
-	if (offline >= limit)
-		return 0;
-	return div64_u64(limit - offline, vm->mb_size);
-}
-
-/**
- * vmem_note_offline_wait() - record whether adding waits for onlining
- * @vm: the device
- * @waiting: adding stopped at the offline cap
- *
- * Logs once per wait, not once per attempt.
- */
-void vmem_note_offline_wait(struct vmem *vm, bool waiting)
-{
-	WRITE_ONCE(vm->waiting_online, waiting);
-	if (waiting && !vm->warned_offline)
-		dev_info(&vm->vdev->dev,
-			 "%llu MiB added but offline: waiting for it to be onlined (see auto_online_blocks)\n",
-			 (vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size) >> 20);
-	vm->warned_offline = waiting;
-}
-
 /* Add the memory blocks of [mb, mb + nr) that have plugged sub-blocks. */
 static int vmem_sbm_add_mbs(struct vmem *vm, unsigned long mb,
 			    unsigned long nr)
@@ -504,54 +400,114 @@ static int vmem_sbm_plug(struct vmem *vm, u64 size)
 }
 
 /*
- * Take over memory blocks a previous driver instance left added: ask the
- * device which of their sub-blocks are plugged. Plugged sub-blocks outside
- * added blocks are not in use and get unplugged.
+ * Make the device agree with what Linux has of sub-block @sb, of which it
+ * said @state, and record it: plugged if @keep, else unplugged. A
+ * sub-block of several device blocks may be MIXED: then block by block.
  */
-static int vmem_sbm_adopt(struct vmem *vm)
+static int vmem_sbm_adopt_sb(struct vmem *vm, unsigned long sb, int state,
+			     bool keep)
 {
-	unsigned long mb, sb, first;
-	bool online;
-	int rc, state;
+	u64 bs = vm->cfg.block_size;
+	u64 addr = vmem_sb_addr(vm, sb);
+	u64 end = addr + vm->sb_size;
+	int want = keep ? VIRTIO_MEM_STATE_PLUGGED : VIRTIO_MEM_STATE_UNPLUGGED;
+	bool differed = state != want;
+	int rc = 0;
 
-	/* Nothing beyond the usable region can be plugged. */
-	for (mb = 0; mb < vm->usable_mbs; mb++) {
-		first = vmem_sbm_index(&vm->sbm, mb, 0);
-		state = vmem_req_state(vm, vmem_sb_addr(vm, first), vm->mb_size);
-		if (state < 0)
-			return state;
-		if (!vmem_mm_mb_present(vm, mb, &online)) {
-			if (state != VIRTIO_MEM_STATE_UNPLUGGED) {
-				rc = vmem_req_unplug(vm, vmem_sb_addr(vm, first),
-						     vm->mb_size);
-				if (rc)
-					return rc;
-			}
-			continue;
-		}
-		vmem_sbm_set_state(&vm->sbm, mb, online ? VMEM_MB_ONLINE :
-						     VMEM_MB_OFFLINE);
-		for (sb = first; sb < first + vm->sbm.sbs_per_mb; sb++) {
-			if (state == VIRTIO_MEM_STATE_MIXED) {
-				rc = vmem_req_state(vm, vmem_sb_addr(vm, sb),
-						    vm->sb_size);
-				if (rc < 0)
-					return rc;
-			} else {
+	if (state == VIRTIO_MEM_STATE_MIXED) {
+		for (; addr < end && !rc; addr += bs) {
+			state = vmem_req_state(vm, addr, bs);
+			if (state < 0)
 				rc = state;
-			}
-			if (rc == VIRTIO_MEM_STATE_PLUGGED) {
-				vmem_sbm_mark(&vm->sbm, sb, 1, true);
-				vm->plugged += vm->sb_size;
-			}
+			else if (state != want)
+				rc = keep ? vmem_req_plug(vm, addr, bs) :
+					    vmem_req_unplug(vm, addr, bs);
 		}
+	} else if (differed) {
+		rc = keep ? vmem_req_plug(vm, addr, vm->sb_size) :
+			    vmem_req_unplug(vm, addr, vm->sb_size);
+	}
+	/* Memory Linux uses stays in use, whatever the device says. */
+	if (keep) {
+		vmem_sbm_mark(&vm->sbm, sb, 1, true);
+		vm->plugged += vm->sb_size;
+		if (differed)
+			dev_warn(&vm->vdev->dev,
+				 "sub-block at 0x%llx is in use but was not plugged: %s (%d)\n",
+				 vmem_sb_addr(vm, sb),
+				 rc ? "plugging it failed" : "plugged it", rc);
+	} else if (rc) {
+		dev_warn(&vm->vdev->dev,
+			 "sub-block at 0x%llx is not in use, unplugging it failed: %d\n",
+			 vmem_sb_addr(vm, sb), rc);
+	}
+	return rc;
+}
+
+/*
+ * Take over memory block @mb: ask the device which of its sub-blocks are
+ * plugged and compare with what Linux has. Of an online block, Linux uses
+ * exactly the sub-blocks whose pages are not PageOffline, whatever the
+ * device says; an offline block uses what the device has plugged; plugged
+ * memory Linux does not have is unplugged.
+ */
+static int vmem_sbm_adopt_mb(struct vmem *vm, unsigned long mb)
+{
+	unsigned long first = vmem_sbm_index(&vm->sbm, mb, 0);
+	unsigned long sb;
+	bool present, online;
+	int state, st, rc;
+
+	state = vmem_req_state(vm, vmem_sb_addr(vm, first), vm->mb_size);
+	if (state < 0)
+		return state;
+	present = vmem_mm_mb_present(vm, mb, &online);
+	if (present)
+		vmem_sbm_set_state(&vm->sbm, mb, online ? VMEM_MB_ONLINE :
+							  VMEM_MB_OFFLINE);
+	for (sb = first; sb < first + vm->sbm.sbs_per_mb; sb++) {
+		st = state;
+		if (st == VIRTIO_MEM_STATE_MIXED) {
+			st = vmem_req_state(vm, vmem_sb_addr(vm, sb),
+					    vm->sb_size);
+			if (st < 0)
+				return st;
+		}
+		rc = vmem_sbm_adopt_sb(vm, sb, st,
+				       vmem_adopt_keep(present, online,
+						       online &&
+						       vmem_mm_sb_in_use(vm, sb),
+						       st));
+		/* Other failures leave the device off, never Linux. */
+		if (vm->broken)
+			return rc;
 	}
 	return 0;
 }
 
 /*
- * On removal: offline memory and plugged memory that Linux never got are
- * given back. Online memory stays: it is in use.
+ * Take over memory blocks a previous driver instance left added. Called
+ * with hp_lock held while the notifier refuses every transition.
+ */
+static int vmem_sbm_adopt(struct vmem *vm)
+{
+	unsigned long mb;
+	int rc;
+
+	/* Nothing beyond the usable region can be plugged. */
+	for (mb = 0; mb < vm->usable_mbs; mb++) {
+		rc = vmem_sbm_adopt_mb(vm, mb);
+		if (rc < 0 && vm->broken)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * On removal: offline memory blocks are removed, even from a broken device
+ * (that needs no request): once the driver is gone, onlining them would
+ * hand unplugged sub-blocks to the page allocator. Plugged memory Linux
+ * does not have is unplugged. Online memory stays: it is in use.
  */
 static void vmem_sbm_teardown(struct vmem *vm)
 {
@@ -559,12 +515,16 @@ static void vmem_sbm_teardown(struct vmem *vm)
 	unsigned long mb;
 
 	for (mb = 0; mb < vm->sbm.nr_mbs; mb++) {
-		if (vmem_sbm_unplug_pass(vm, mb) != 0)
-			continue;
 		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_OFFLINE &&
-		    vmem_mm_remove(vm, mb, 1))
+		    vmem_mm_remove(vm, mb, 1)) {
+			dev_err(&vm->vdev->dev,
+				"memory block at 0x%llx stays added and offline: do not online it\n",
+				vmem_mb_addr(vm, mb));
 			continue;
-		vmem_sbm_unplug_unused_mb(vm, mb, &todo);
+		}
+		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_UNUSED &&
+		    !READ_ONCE(vm->broken))
+			vmem_sbm_unplug_unused_mb(vm, mb, &todo);
 	}
 }
 

@@ -2,8 +2,8 @@
 /*
  * virtio-mem user interface: module parameters, with bounds that are
  * enforced with a clear message; read-only sysfs attributes that show what
- * each device is doing (/sys/bus/virtio/devices/virtioN/virtio_mem/); and a
- * debugfs fault-injection knob for testing the error path.
+ * each device is doing (/sys/bus/virtio/devices/virtioN/virtio_mem/); and
+ * debugfs fault-injection knobs for testing the error paths.
  */
 #include <linux/debugfs.h>
 #include <linux/device.h>
@@ -150,6 +150,7 @@ VMEM_ATTR(isolation_failures, "%lu",
 	  READ_ONCE(vm->stats.isolation_failures));
 VMEM_ATTR(pressure_stops, "%lu", READ_ONCE(vm->stats.pressure_stops));
 VMEM_ATTR(resyncs, "%lu", READ_ONCE(vm->stats.resyncs));
+VMEM_ATTR(leaked_size, "%llu", READ_ONCE(vm->stats.leaked));
 
 static struct attribute *vmem_attrs[] = {
 	&dev_attr_mode.attr,
@@ -174,6 +175,7 @@ static struct attribute *vmem_attrs[] = {
 	&dev_attr_isolation_failures.attr,
 	&dev_attr_pressure_stops.attr,
 	&dev_attr_resyncs.attr,
+	&dev_attr_leaked_size.attr,
 	NULL,
 };
 
@@ -186,7 +188,9 @@ static const struct attribute_group vmem_attr_group = {
 
 /*
  * Writing 1 to virtio_mem/virtioN/inject_error makes the driver send one
- * request the device must answer with ERROR, to exercise its recovery.
+ * request the device must answer with ERROR; writing 1 to inject_timeout
+ * makes it drop the answer to its next request, as if it never came. Both
+ * exercise recovery paths that QEMU cannot be made to take.
  */
 static int vmem_inject_error_set(void *data, u64 val)
 {
@@ -200,6 +204,18 @@ static int vmem_inject_error_set(void *data, u64 val)
 }
 DEFINE_DEBUGFS_ATTRIBUTE(vmem_inject_error_fops, NULL, vmem_inject_error_set,
 			 "%llu\n");
+
+static int vmem_inject_timeout_set(void *data, u64 val)
+{
+	struct vmem *vm = data;
+
+	if (val != 1)
+		return -EINVAL;
+	WRITE_ONCE(vm->inject_timeout, true);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(vmem_inject_timeout_fops, NULL,
+			 vmem_inject_timeout_set, "%llu\n");
 
 static struct dentry *vmem_debugfs_root;
 
@@ -221,6 +237,8 @@ static void vmem_debugfs_add(struct vmem *vm)
 					 vmem_debugfs_root);
 	debugfs_create_file_unsafe("inject_error", 0200, vm->debugfs, vm,
 				   &vmem_inject_error_fops);
+	debugfs_create_file_unsafe("inject_timeout", 0200, vm->debugfs, vm,
+				   &vmem_inject_timeout_fops);
 }
 
 /**
@@ -231,8 +249,14 @@ static void vmem_debugfs_add(struct vmem *vm)
  */
 int vmem_sysfs_add(struct vmem *vm)
 {
+	int rc;
+
+	rc = device_add_group(&vm->vdev->dev, &vmem_attr_group);
+	if (rc)
+		return rc;
+	/* Last: nothing fails after it, so the knobs never outlive @vm. */
 	vmem_debugfs_add(vm);
-	return device_add_group(&vm->vdev->dev, &vmem_attr_group);
+	return 0;
 }
 
 /**
@@ -241,6 +265,7 @@ int vmem_sysfs_add(struct vmem *vm)
  */
 void vmem_sysfs_remove(struct vmem *vm)
 {
-	device_remove_group(&vm->vdev->dev, &vmem_attr_group);
 	debugfs_remove_recursive(vm->debugfs);
+	vm->debugfs = NULL;
+	device_remove_group(&vm->vdev->dev, &vmem_attr_group);
 }

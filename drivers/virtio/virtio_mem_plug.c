@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * virtio-mem: what both block modes share. The geometry of the region in
+ * memory blocks, plugging and unplugging runs of units with as few
+ * requests as possible, and the cap on memory added but left offline.
+ *
+ * A "unit" is what the bookkeeping tracks per bit: a sub-block in
+ * sub-block mode, a memory block in big-block mode.
+ */
+#include <linux/memory.h>
+#include <linux/mm.h>
+
+#include "virtio_mem_dev.h"
+
+/**
+ * vmem_geometry_init() - find the memory blocks inside the device region
+ * @vm: the device, configuration validated, @sb_size set
+ *
+ * Return: 0, -EINVAL if the region holds no whole memory block, -ENOMEM.
+ */
+int vmem_geometry_init(struct vmem *vm)
+{
+	u64 end = vm->cfg.addr + vm->cfg.region_size;
+	unsigned long last_mb;
+
+	vm->first_mb = div64_u64(vm->cfg.addr + vm->mb_size - 1, vm->mb_size);
+	last_mb = div64_u64(end, vm->mb_size);
+	if (last_mb <= vm->first_mb) {
+		dev_err(&vm->vdev->dev,
+			"device region holds no whole memory block of %llu MiB\n",
+			vm->mb_size >> 20);
+		return -EINVAL;
+	}
+	return vmem_sbm_init(&vm->sbm, last_mb - vm->first_mb,
+			     div64_u64(vm->mb_size, vm->sb_size));
+}
+
+/**
+ * vmem_plug_run() - plug sub-blocks with as few requests as possible
+ * @vm: the device
+ * @first: first sub-block
+ * @nr: number of sub-blocks, all unplugged
+ * @done: set to how many got plugged and marked so
+ *
+ * Return: 0, or the error of the first request that failed.
+ */
+int vmem_plug_run(struct vmem *vm, unsigned long first, unsigned long nr,
+		  unsigned long *done)
+{
+	unsigned long max = vmem_units_per_req(vm);
+	int rc = 0;
+
+	*done = 0;
+	while (*done < nr) {
+		unsigned long cnt = min(nr - *done, max);
+
+		rc = vmem_req_plug(vm, vmem_sb_addr(vm, first + *done),
+				   cnt * vm->sb_size);
+		if (rc)
+			break;
+		vmem_sbm_mark(&vm->sbm, first + *done, cnt, true);
+		vm->plugged += cnt * vm->sb_size;
+		*done += cnt;
+	}
+	return rc;
+}
+
+/**
+ * vmem_unplug_run() - unplug sub-blocks with as few requests as possible
+ * @vm: the device
+ * @first: first sub-block
+ * @nr: number of sub-blocks, all plugged and none of them in use
+ * @done: set to how many got unplugged and marked so
+ *
+ * On failure, the request that failed covered the next
+ * min(@nr - *@done, vmem_units_per_req()) sub-blocks; the ones after
+ * it were not asked for.
+ *
+ * Return: 0, or the error of the first request that failed.
+ */
+int vmem_unplug_run(struct vmem *vm, unsigned long first, unsigned long nr,
+		    unsigned long *done)
+{
+	unsigned long max = vmem_units_per_req(vm);
+	int rc = 0;
+
+	*done = 0;
+	while (*done < nr) {
+		unsigned long cnt = min(nr - *done, max);
+
+		rc = vmem_req_unplug(vm, vmem_sb_addr(vm, first + *done),
+				     cnt * vm->sb_size);
+		if (rc)
+			break;
+		vmem_sbm_mark(&vm->sbm, first + *done, cnt, false);
+		vm->plugged -= cnt * vm->sb_size;
+		*done += cnt;
+	}
+	return rc;
+}
+
+/**
+ * vmem_unplug_settle() - find out what a failed UNPLUG request did
+ * @vm: the device
+ * @first: first unit the request covered
+ * @nr: units it covered, all still marked plugged
+ * @rc: its error, from vmem_unplug_run()
+ *
+ * BUSY, or a request that was never sent, leaves the units plugged. After
+ * ERROR or a malformed answer, STATE requests tell, unit by unit. Without
+ * an answer nobody can tell, and the device may discard the memory at any
+ * time: such units count as unplugged and leaked, never to be used again.
+ * Units that are, or may be, unplugged get their bits cleared.
+ */
+void vmem_unplug_settle(struct vmem *vm, unsigned long first, unsigned long nr,
+			int rc)
+{
+	unsigned long sb, leaked = 0;
+	int state;
+
+	if (rc != -EIO && rc != -ETIMEDOUT)
+		return;
+	for (sb = first; sb < first + nr; sb++) {
+		state = -ETIMEDOUT;
+		if (rc == -EIO)
+			state = vmem_req_state(vm, vmem_sb_addr(vm, sb),
+					       vm->sb_size);
+		if (state == VIRTIO_MEM_STATE_PLUGGED)
+			continue;
+		vmem_sbm_mark(&vm->sbm, sb, 1, false);
+		vm->plugged -= vm->sb_size;
+		if (state != VIRTIO_MEM_STATE_UNPLUGGED)
+			leaked++;
+	}
+	if (!leaked)
+		return;
+	vm->stats.leaked += leaked * vm->sb_size;
+	dev_err(&vm->vdev->dev,
+		"the device may have unplugged %llu MiB at 0x%llx or not: kept offline for good (%llu MiB in all)\n",
+		(leaked * vm->sb_size) >> 20, vmem_sb_addr(vm, first),
+		vm->stats.leaked >> 20);
+}
+
+/**
+ * vmem_offline_budget() - how many more memory blocks may be added now
+ * @vm: the device
+ *
+ * Memory nobody onlines is of no use, and each added block costs memory for
+ * its memmap: stop at offline_limit_mb of offline memory.
+ *
+ * Return: the number of memory blocks.
+ */
+unsigned long vmem_offline_budget(struct vmem *vm)
+{
+	u64 limit = (u64)READ_ONCE(vmem_offline_limit_mb) << 20;
+	u64 offline = vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size;
+
+	if (offline >= limit)
+		return 0;
+	return div64_u64(limit - offline, vm->mb_size);
+}
+
+/**
+ * vmem_note_offline_wait() - record whether adding waits for onlining
+ * @vm: the device
+ * @waiting: adding stopped at the offline cap
+ *
+ * Logs once per wait, not once per attempt.
+ */
+void vmem_note_offline_wait(struct vmem *vm, bool waiting)
+{
+	WRITE_ONCE(vm->waiting_online, waiting);
+	if (waiting && !vm->warned_offline)
+		dev_info(&vm->vdev->dev,
+			 "%llu MiB added but offline: waiting for it to be onlined (see auto_online_blocks)\n",
+			 (vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size) >> 20);
+	vm->warned_offline = waiting;
+}
