@@ -62,6 +62,36 @@ int vmem_cfg_check(const struct vmem_cfg *cfg, const char **why)
 }
 
 /**
+ * vmem_sleep_refusal() - whether the device lets the system sleep
+ * @sleep: the sleep state the system is entering
+ * @plugged: memory of the device is plugged
+ * @persistent: VIRTIO_MEM_F_PERSISTENT_SUSPEND was negotiated: the device
+ *	keeps its state across suspend to RAM
+ *
+ * Suspend to idle resets nothing. On wakeup from suspend to RAM a host may
+ * reset the machine, and with it unplug everything, unless the device
+ * promises otherwise; with nothing plugged there is nothing to lose.
+ * Hibernation restores an image whose plugged memory the device would no
+ * longer have.
+ *
+ * Return: NULL if the system may sleep, else why not.
+ */
+const char *vmem_sleep_refusal(enum vmem_sleep sleep, bool plugged,
+			       bool persistent)
+{
+	switch (sleep) {
+	case VMEM_SLEEP_S2IDLE:
+		return NULL;
+	case VMEM_SLEEP_S3:
+		if (!plugged || persistent)
+			return NULL;
+		return "memory is plugged and the device does not keep it across suspend";
+	default:
+		return "the device's memory would not be plugged when the image is restored";
+	}
+}
+
+/**
  * vmem_cfg_check_update() - check a configuration change at runtime
  * @old: configuration accepted earlier
  * @cur: configuration read now

@@ -30,7 +30,21 @@ struct vmem_cfg {
 	bool has_pxm;
 };
 
+/**
+ * enum vmem_sleep - system sleep states, as far as the device cares
+ * @VMEM_SLEEP_S2IDLE: suspend to idle: the machine keeps running
+ * @VMEM_SLEEP_S3: suspend to RAM: the host may reset the machine on wakeup
+ * @VMEM_SLEEP_HIBERNATE: the guest's memory goes to an image and back
+ */
+enum vmem_sleep {
+	VMEM_SLEEP_S2IDLE,
+	VMEM_SLEEP_S3,
+	VMEM_SLEEP_HIBERNATE,
+};
+
 int vmem_cfg_check(const struct vmem_cfg *cfg, const char **why);
+const char *vmem_sleep_refusal(enum vmem_sleep sleep, bool plugged,
+			       bool persistent);
 int vmem_cfg_check_update(const struct vmem_cfg *old,
 			  const struct vmem_cfg *cur, const char **why);
 

@@ -224,4 +224,56 @@ static struct kunit_suite vmem_config_suite = {
 	.test_cases = vmem_config_cases,
 };
 
-kunit_test_suite(vmem_config_suite);
+/* --- system sleep --- */
+
+struct vmem_sleep_case {
+	const char *desc;
+	enum vmem_sleep sleep;
+	bool plugged;
+	bool persistent;
+	bool allowed;
+};
+
+static const struct vmem_sleep_case vmem_sleep_cases[] = {
+	{ "s2idle, nothing plugged", VMEM_SLEEP_S2IDLE, false, false, true },
+	{ "s2idle, plugged", VMEM_SLEEP_S2IDLE, true, false, true },
+	{ "S3, nothing plugged", VMEM_SLEEP_S3, false, false, true },
+	{ "S3, plugged", VMEM_SLEEP_S3, true, false, false },
+	{ "S3, plugged, persistent", VMEM_SLEEP_S3, true, true, true },
+	{ "S3, nothing plugged, persistent", VMEM_SLEEP_S3, false, true, true },
+	{ "hibernation, nothing plugged", VMEM_SLEEP_HIBERNATE, false, false,
+	  false },
+	{ "hibernation, plugged, persistent", VMEM_SLEEP_HIBERNATE, true, true,
+	  false },
+};
+
+static void vmem_sleep_case_desc(const struct vmem_sleep_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(vmem_sleep, vmem_sleep_cases, vmem_sleep_case_desc);
+
+static void vmem_sleep_decision(struct kunit *test)
+{
+	const struct vmem_sleep_case *c = test->param_value;
+	const char *why = vmem_sleep_refusal(c->sleep, c->plugged,
+					     c->persistent);
+
+	if (c->allowed)
+		KUNIT_EXPECT_NULL_MSG(test, why, "refused: %s", why);
+	else
+		KUNIT_EXPECT_NOT_NULL(test, why);
+}
+
+static struct kunit_case vmem_sleep_test_cases[] = {
+	KUNIT_CASE_PARAM(vmem_sleep_decision, vmem_sleep_gen_params),
+	{}
+};
+
+static struct kunit_suite vmem_sleep_suite = {
+	.name = "virtio_mem_sleep",
+	.test_cases = vmem_sleep_test_cases,
+};
+
+kunit_test_suites(&vmem_config_suite, &vmem_sleep_suite);

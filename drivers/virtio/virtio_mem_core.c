@@ -19,6 +19,7 @@
 #endif
 
 #include "virtio_mem_dev.h"
+#include "virtio_mem_trace.h"
 
 /* --- configuration --- */
 
@@ -118,7 +119,7 @@ void vmem_queue_work(struct vmem *vm)
 	unsigned long flags;
 
 	spin_lock_irqsave(&vm->lock, flags);
-	if (!vm->removing)
+	if (vm->started && !vm->removing)
 		mod_delayed_work(system_freezable_wq, &vm->work, 0);
 	spin_unlock_irqrestore(&vm->lock, flags);
 }
@@ -142,17 +143,19 @@ static void vmem_retry_in(struct vmem *vm, unsigned int ms)
 	unsigned long flags;
 
 	spin_lock_irqsave(&vm->lock, flags);
-	if (!vm->removing)
+	if (vm->started && !vm->removing)
 		queue_delayed_work(system_freezable_wq, &vm->work,
 				   msecs_to_jiffies(ms));
 	spin_unlock_irqrestore(&vm->lock, flags);
 }
 
-static void vmem_retry_later(struct vmem *vm)
+static void vmem_retry_later(struct vmem *vm, int error)
 {
 	vm->backoff_ms = vmem_backoff_next(vm->backoff_ms,
 					   READ_ONCE(vmem_backoff_min_ms),
 					   READ_ONCE(vmem_backoff_max_ms));
+	trace_virtio_mem_backoff(dev_name(&vm->vdev->dev), error,
+				 vm->backoff_ms);
 	vmem_retry_in(vm, vm->backoff_ms);
 }
 
@@ -220,6 +223,7 @@ static void vmem_resync(struct vmem *vm)
 			}
 		}
 	}
+	trace_virtio_mem_resync(dev_name(&vm->vdev->dev), extra, lost);
 	if (extra || lost)
 		dev_warn(&vm->vdev->dev,
 			 "resync: %lu blocks were plugged without us (unplugged them), %lu in use were unplugged (plugged again)\n",
@@ -254,6 +258,9 @@ static void vmem_note_pressure(struct vmem *vm)
 	if (vm->warned_pressure)
 		return;
 	vm->warned_pressure = true;
+	trace_virtio_mem_unplug_paused(dev_name(&vm->vdev->dev),
+				       si_mem_available(),
+				       vmem_mm_reserve_pages());
 	dev_info(&vm->vdev->dev,
 		 "unplug paused: %ld MiB available, keeping %ld MiB; resuming once memory frees up\n",
 		 si_mem_available() >> (20 - PAGE_SHIFT),
@@ -283,8 +290,10 @@ static void vmem_work_fn(struct work_struct *work)
 			rc = vm->ops->unplug(vm, vm->plugged - requested);
 	}
 
-	if (rc != -ENOBUFS)
+	if (rc != -ENOBUFS && vm->warned_pressure) {
 		vm->warned_pressure = false;
+		trace_virtio_mem_unplug_resumed(dev_name(&vm->vdev->dev));
+	}
 	switch (rc) {
 	case 0:
 	case -ENOSPC:
@@ -312,11 +321,11 @@ static void vmem_work_fn(struct work_struct *work)
 	case -EIO:
 		/* ERROR: our view of the device may be off. */
 		vmem_resync(vm);
-		vmem_retry_later(vm);
+		vmem_retry_later(vm, rc);
 		break;
 	default:
 		/* BUSY, NACK, memory busy, out of memory: try again later. */
-		vmem_retry_later(vm);
+		vmem_retry_later(vm, rc);
 		break;
 	}
 }
@@ -599,12 +608,21 @@ static int vmem_probe(struct virtio_device *vdev)
 	rc = vmem_adopt_or_clean(vm);
 	if (rc)
 		goto err_ready;
-	rc = vmem_sysfs_add(vm);
+	rc = vmem_pm_register(vm);
 	if (rc)
 		goto err_ready;
+	rc = vmem_sysfs_add(vm);
+	if (rc)
+		goto err_pm;
+	/* Notifications may have asked for work meanwhile: not before now. */
+	spin_lock_irq(&vm->lock);
+	vm->started = true;
+	spin_unlock_irq(&vm->lock);
 	vmem_queue_work(vm);
 	return 0;
 
+err_pm:
+	vmem_pm_unregister(vm);
 err_ready:
 	virtio_reset_device(vdev);
 	keep = vmem_memory_added(vm);
@@ -646,6 +664,7 @@ static void vmem_remove(struct virtio_device *vdev)
 		return;
 	}
 	vmem_sysfs_remove(vm);
+	vmem_pm_unregister(vm);
 	spin_lock_irq(&vm->lock);
 	vm->removing = true;
 	spin_unlock_irq(&vm->lock);
@@ -668,28 +687,12 @@ static void vmem_remove(struct virtio_device *vdev)
 	kfree(vm);
 }
 
-#ifdef CONFIG_PM_SLEEP
-/*
- * Without VIRTIO_MEM_F_PERSISTENT_SUSPEND nothing promises that plugged
- * memory survives suspend, and a reset device would lose our queue: refuse.
- */
-static int vmem_freeze(struct virtio_device *vdev)
-{
-	dev_err(&vdev->dev, "suspend/hibernation is not supported with virtio-mem devices\n");
-	return -EPERM;
-}
-
-static int vmem_restore(struct virtio_device *vdev)
-{
-	return -EPERM;
-}
-#endif
-
 static unsigned int vmem_features[] = {
 #ifdef CONFIG_ACPI_NUMA
 	VIRTIO_MEM_F_ACPI_PXM,
 #endif
 	VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE,
+	VIRTIO_MEM_F_PERSISTENT_SUSPEND,
 };
 
 static const struct virtio_device_id vmem_id_table[] = {

@@ -124,8 +124,10 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @refs_dropped_mb: block whose unplugged pages gave up their reference
  *	for an offlining in progress, ULONG_MAX if none
  * @memory_nb: memory notifier
+ * @pm_nb: PM notifier, refuses hibernation
  * @work: the state machine
- * @lock: protects @removing against the queueing of work
+ * @lock: protects @started and @removing against the queueing of work
+ * @started: probe has finished: work may be queued
  * @removing: the device is going away: queue no more work; set under
  *	@hp_lock too, so the notifier refuses onlining and offlining
  * @config_pending: a configuration change arrived: restart the work
@@ -175,9 +177,11 @@ struct vmem {
 	wait_queue_head_t transition_wq;
 	unsigned long refs_dropped_mb;
 	struct notifier_block memory_nb;
+	struct notifier_block pm_nb;
 
 	struct delayed_work work;
-	spinlock_t lock; /* @removing vs. queueing work */
+	spinlock_t lock; /* @started, @removing vs. queueing work */
+	bool started;
 	bool removing;
 	bool config_pending;
 	bool unplug_all;
@@ -254,6 +258,12 @@ void vmem_unplug_settle(struct vmem *vm, unsigned long first, unsigned long nr,
 			int rc);
 unsigned long vmem_offline_budget(struct vmem *vm);
 void vmem_note_offline_wait(struct vmem *vm, bool waiting);
+
+/* System sleep (virtio_mem_pm.c). */
+int vmem_pm_register(struct vmem *vm);
+void vmem_pm_unregister(struct vmem *vm);
+int vmem_freeze(struct virtio_device *vdev);
+int vmem_restore(struct virtio_device *vdev);
 
 /* Crash kernels (virtio_mem_kdump.c). */
 int vmem_kdump_init(struct vmem *vm);

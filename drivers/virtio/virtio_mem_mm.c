@@ -31,6 +31,7 @@
 #include <linux/slab.h>
 
 #include "virtio_mem_dev.h"
+#include "virtio_mem_trace.h"
 
 #define VMEM_RES_NAME "System RAM (virtio_mem)"
 
@@ -481,6 +482,12 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 	}
 	mutex_unlock(&vm->hp_lock);
 
+	if (action == MEM_ONLINE)
+		trace_virtio_mem_memory_onlined(dev_name(&vm->vdev->dev), start,
+						vm->mb_size);
+	else if (action == MEM_OFFLINE)
+		trace_virtio_mem_memory_offlined(dev_name(&vm->vdev->dev),
+						 start, vm->mb_size);
 	if (why)
 		dev_warn_ratelimited(&vm->vdev->dev,
 				     "memory block %llu: %s refused: %s\n",
@@ -544,6 +551,10 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
 		dev_warn_ratelimited(&vm->vdev->dev,
 				     "adding memory at 0x%llx failed: %d\n",
 				     vmem_mb_addr(vm, mb), rc);
+	} else {
+		trace_virtio_mem_memory_added(dev_name(&vm->vdev->dev),
+					      vmem_mb_addr(vm, mb),
+					      nr * vm->mb_size);
 	}
 	return rc;
 }
@@ -646,6 +657,10 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
 		dev_warn_ratelimited(&vm->vdev->dev,
 				     "removing memory at 0x%llx failed: %d\n",
 				     vmem_mb_addr(vm, mb), rc);
+	else
+		trace_virtio_mem_memory_removed(dev_name(&vm->vdev->dev),
+						vmem_mb_addr(vm, mb),
+						nr * vm->mb_size);
 	return rc;
 }
 

@@ -20,6 +20,7 @@
 #include <linux/virtio_config.h>
 
 #include "virtio_mem_dev.h"
+#include "virtio_mem_trace.h"
 
 static const char *const vmem_req_names[] = {
 	[VIRTIO_MEM_REQ_PLUG] = "PLUG",
@@ -59,6 +60,7 @@ static int vmem_send(struct vmem *vm, u16 type, u64 addr, u64 nb_blocks)
 	struct scatterlist sg_req, sg_resp, *sgs[2];
 	unsigned int len = 0;
 	bool dropped;
+	ktime_t t0 = 0;
 	long left;
 	int rc;
 
@@ -86,6 +88,7 @@ static int vmem_send(struct vmem *vm, u16 type, u64 addr, u64 nb_blocks)
 	rc = virtqueue_add_sgs(vm->vq, sgs, 1, 1, vm, GFP_KERNEL);
 	if (rc)
 		goto out;
+	t0 = ktime_get();
 	virtqueue_kick(vm->vq);
 	vm->stats.requests[type]++;
 
@@ -113,6 +116,12 @@ static int vmem_send(struct vmem *vm, u16 type, u64 addr, u64 nb_blocks)
 	}
 	rc = virtio16_to_cpu(vdev, vm->resp.type);
 out:
+	/* Sent requests only: t0 is set once the device has it. */
+	if (t0)
+		trace_virtio_mem_request(dev_name(&vdev->dev), type, addr,
+					 nb_blocks * vm->cfg.block_size, rc,
+					 ktime_to_ns(ktime_sub(ktime_get(),
+							       t0)));
 	mutex_unlock(&vm->req_lock);
 	return rc;
 }

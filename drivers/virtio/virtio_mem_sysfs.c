@@ -2,8 +2,9 @@
 /*
  * virtio-mem user interface: module parameters, with bounds that are
  * enforced with a clear message; read-only sysfs attributes that show what
- * each device is doing (/sys/bus/virtio/devices/virtioN/virtio_mem/); and
- * debugfs fault-injection knobs for testing the error paths.
+ * each device is doing (/sys/bus/virtio/devices/virtioN/virtio_mem/); the
+ * tracepoints (virtio_mem_trace.h, created here); and debugfs
+ * fault-injection knobs for testing the error paths.
  */
 #include <linux/debugfs.h>
 #include <linux/device.h>
@@ -11,6 +12,9 @@
 #include <linux/sysfs.h>
 
 #include "virtio_mem_dev.h"
+
+#define CREATE_TRACE_POINTS
+#include "virtio_mem_trace.h"
 
 /* --- module parameters --- */
 

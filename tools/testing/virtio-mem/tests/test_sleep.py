@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: GPL-2.0
+"""System sleep with a virtio-mem device (our driver; QEMU 7.2 offers no
+VIRTIO_MEM_F_PERSISTENT_SUSPEND):
+
+- hibernation is refused up front, with a message naming virtio-mem;
+- suspend to RAM (S3) with nothing plugged suspends (QMP status
+  "suspended"), resumes on system_wakeup, and plugging works afterwards;
+- S3 with memory plugged is refused and the guest keeps running;
+- suspend to idle with memory plugged suspends and wakes (on input to the
+  command channel's serial port), with the device's size and the guest's
+  data intact.
+
+One guest boot for all of them.
+"""
+
+from steps import Memfill, assert_guest_alive, log_count, resize_step
+from vmtest import GiB, MemDevice
+
+SLEEP_TIMEOUT = 120
+
+
+def qmp_status(g):
+    return g.qmp('query-status')['status']
+
+
+def test_sleep_states(make_guest):
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
+                   online='online_movable')
+    base = g.memtotal()
+    states = g.check('cat /sys/power/state').split()
+    mem_sleep = g.check('cat /sys/power/mem_sleep')
+    assert 'disk' in states and 'mem' in states, states
+    assert 'deep' in mem_sleep and 's2idle' in mem_sleep, mem_sleep
+
+    # Hibernation: refused before anything is frozen.
+    mark = g.log_mark()
+    rc, out = g.run('echo disk > /sys/power/state', timeout=SLEEP_TIMEOUT)
+    assert rc != 0, f'hibernation was not refused: {out}'
+    assert log_count(g, r'virtio_mem .*virtio-mem refuses hibernation',
+                     mark) == 1, g.console_log()[mark:]
+    assert log_count(g, r'Freezing user space', mark) == 0, \
+        'hibernation was refused only after user space was frozen'
+    assert_guest_alive(g)
+
+    # S3 with memory plugged: refused, the guest keeps running.
+    resize_step(g, 'vm0', 1 * GiB, base)
+    mark = g.log_mark()
+    rc, out = g.run('echo mem > /sys/power/state', timeout=SLEEP_TIMEOUT)
+    assert rc != 0, f'S3 with memory plugged was not refused: {out}'
+    assert log_count(g, r'virtio_mem .*virtio-mem refuses suspend',
+                     mark) == 1, g.console_log()[mark:]
+    assert qmp_status(g) == 'running'
+    assert g.plugged_size('vm0') == 1 * GiB
+    assert_guest_alive(g)
+    # What was frozen before the refusal is running again.
+    resize_step(g, 'vm0', 2 * GiB, base)
+
+    # Suspend to idle with memory plugged and in use. Woken by input on the
+    # command channel's serial port: the RTC alarm cannot wake an s2idle
+    # guest under QEMU.
+    mf = Memfill(g, file_mb=512, tag='s2idle')
+    mf.start()
+    mark = g.log_mark()
+    g.check('echo enabled > /sys/class/tty/ttyS1/power/wakeup; '
+            'echo s2idle > /sys/power/mem_sleep; '
+            '(sleep 1; echo mem > /sys/power/state; '
+            'echo "vmtest: s2idle rc=$?" > /dev/kmsg) >/dev/null 2>&1 &')
+    g.wait_until(lambda: log_count(g, r'PM: suspend entry \(s2idle\)',
+                                   mark),
+                 timeout=SLEEP_TIMEOUT, what='the guest to enter s2idle')
+    # Devices suspend after that line: give them time, then wake.
+    g.wait_until(lambda: log_count(g, r'Suspending console', mark),
+                 timeout=SLEEP_TIMEOUT, what='consoles to suspend')
+    rc, out = g.run('echo woken', timeout=SLEEP_TIMEOUT)
+    assert rc == 0 and 'woken' in out, out
+    g.wait_until(lambda: log_count(g, r'vmtest: s2idle rc=', mark),
+                 timeout=SLEEP_TIMEOUT, what='the guest to return from s2idle')
+    assert log_count(g, r'vmtest: s2idle rc=0', mark) == 1, \
+        g.console_log()[mark:]
+    assert log_count(g, r'PM: suspend exit', mark) == 1, \
+        g.console_log()[mark:]
+    assert g.plugged_size('vm0') == 2 * GiB, 'the device lost memory'
+    mf.assert_intact()
+
+    # S3 with nothing plugged: suspends, and resumes on system_wakeup. Last:
+    # the guest's serial command channel does not survive the host's reset
+    # at wakeup, so from here on the host only watches QMP and the console.
+    resize_step(g, 'vm0', 0, base)
+    mark = g.log_mark()
+    # In the background, a second later: the command's answer must leave
+    # the guest before its serial port is suspended.
+    g.check('echo deep > /sys/power/mem_sleep; '
+            '(sleep 1; echo mem > /sys/power/state; '
+            'echo "vmtest: S3 rc=$?" > /dev/kmsg) >/dev/null 2>&1 &')
+    g.wait_until(lambda: qmp_status(g), cond=lambda s: s == 'suspended',
+                 timeout=SLEEP_TIMEOUT, what='QMP status "suspended"')
+    g.qmp('system_wakeup')
+    g.wait_until(lambda: log_count(g, r'vmtest: S3 rc=', mark),
+                 timeout=SLEEP_TIMEOUT, what='the guest to return from S3')
+    assert log_count(g, r'vmtest: S3 rc=0', mark) == 1, \
+        g.console_log()[mark:]
+    assert log_count(g, r'PM: suspend entry \(deep\)', mark) == 1
+    assert qmp_status(g) == 'running'
+    # The driver carries on: the device gets plugged after the resume.
+    g.set_requested('vm0', 1 * GiB)
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == GiB,
+                 timeout=SLEEP_TIMEOUT, what='vm0 plugged 1 GiB after S3')
+    g.assert_log_clean()
