@@ -475,6 +475,7 @@ static int vmem_adopt_or_clean(struct vmem *vm)
 			dev_info(dev, "%llu MiB plugged from before: unplugging all\n",
 				 vm->cfg.plugged_size >> 20);
 	} else {
+		dev_info(dev, "taking over memory left added by a previous driver instance\n");
 		rc = vm->ops->adopt(vm);
 		if (rc)
 			dev_err(dev, "cannot take over memory left added: %d\n",
