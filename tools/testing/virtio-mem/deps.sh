@@ -12,6 +12,10 @@ PKGS=(
 	linux-headers-amd64
 	linux-source-6.1
 	busybox-static
+	kexec-tools
+	# dkms.conf and its test (tests/test_dkms.py); works without its
+	# recommends (fakeroot, sudo, linux-headers-*)
+	dkms
 	sparse
 	cpio
 	kmod

@@ -30,7 +30,9 @@ Environment:
   VMTEST_QEMU   QEMU binary (default qemu-system-x86_64)
 """
 
+import atexit
 import contextlib
+import ctypes
 import dataclasses
 import fcntl
 import glob
@@ -42,11 +44,13 @@ import lzma
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import weakref
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -79,8 +83,19 @@ PANIC_RE = re.compile(rb'[Kk]ernel panic')
 
 VIRTIO_MEM_DRV = '/sys/bus/virtio/drivers/virtio_mem'
 
-# Only one vmtest QEMU at a time on this machine (2 cores, TCG).
+# Only one vmtest QEMU at a time on this machine (2 cores, TCG). Waiting
+# for the holder is bounded (VMTEST_LOCK_TIMEOUT seconds): a stuck holder
+# fails the waiting test with its name instead of hanging it.
 LOCK_FILE = '/tmp/vmtest-qemu.lock'
+LOCK_TIMEOUT = float(os.environ.get('VMTEST_LOCK_TIMEOUT', '3600'))
+
+# Host tmpfs for MemDevice(backend='file').
+SHM_DIR = '/dev/shm'
+
+# kexec-tools, put into the initramfs with its libraries for crash kernels.
+KEXEC = '/usr/sbin/kexec'
+# Usual crash kernel options (besides the console and the vmtest knobs).
+KDUMP_CMDLINE = 'irqpoll nr_cpus=1 reset_devices'
 
 
 class GuestError(Exception):
@@ -321,13 +336,19 @@ def build_guest_program(name, build_dir=BUILD_DIR):
     return out
 
 
-def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR, modules=True):
+def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR, modules=True,
+                    crash_kernel=None, crash=False):
     """Build (or reuse) the initramfs; returns its path.
 
     Cached by a hash of everything that goes into it, so a rebuilt
     virtio_mem.ko gives a new image and an unchanged one costs a few reads.
     modules=False leaves out every module (for a kernel with virtio and
     virtio_mem built in): busybox and the guest programs only.
+    crash_kernel (a kernel image) adds what loading a crash kernel takes:
+    the image as /boot/vmlinuz, a crash initramfs (crash=True) as
+    /boot/crash-initrd.gz, and kexec with its libraries.
+    crash=True builds that crash initramfs: the same /init and modules, no
+    guest programs, to keep it small in the crash kernel's reserved memory.
     """
     busybox = '/bin/busybox'
     mods = []
@@ -341,9 +362,16 @@ def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR, modules=True):
         files['ref/virtio_mem.ko'] = (_read_ko(ref_ko(kver)), 0o644)
         if os.path.exists(ko):
             files['ours/virtio_mem.ko'] = (_read_ko(ko), 0o644)
-    for prog in GUEST_PROGRAMS:
+    for prog in [] if crash else GUEST_PROGRAMS:
         with open(build_guest_program(prog, build_dir), 'rb') as f:
             files[f'bin/{prog}'] = (f.read(), 0o755)
+    if crash_kernel:
+        initrd = build_initramfs(kver, ko, build_dir, modules, crash=True)
+        for name, path in (('boot/vmlinuz', crash_kernel),
+                           ('boot/crash-initrd.gz', initrd)):
+            with open(path, 'rb') as f:
+                files[name] = (f.read(), 0o644)
+        files.update(_kexec_files())
     init = INIT_SCRIPT.replace('@TRANSPORT@', ' '.join(n for n, _ in mods))
     files['init'] = (init.encode(), 0o755)
 
@@ -351,9 +379,16 @@ def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR, modules=True):
     for name in sorted(files):
         h.update(name.encode() + b'\0' + hashlib.sha256(
             files[name][0]).digest())
-    out = os.path.join(build_dir, f'initramfs-{h.hexdigest()[:16]}.cpio.gz')
+    # Kinds apart, so that big kdump images do not push the plain ones out.
+    kind = 'kdump-initramfs' if crash_kernel else \
+        'crash-initramfs' if crash else 'initramfs'
+    out = os.path.join(build_dir, f'{kind}-{h.hexdigest()[:16]}.cpio.gz')
     if os.path.exists(out):
-        return out
+        # Newest again: _prune() by another vmtest user (other modules,
+        # other images) must not delete the image about to boot.
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(out)
+            return out
 
     applets = subprocess.run([busybox, '--list-full'], check=True,
                              capture_output=True, text=True).stdout.split()
@@ -372,8 +407,24 @@ def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR, modules=True):
         # mtime=0: identical input gives an identical image.
         f.write(gzip.compress(cpio.finish(), compresslevel=6, mtime=0))
     os.replace(tmp, out)
-    _prune(build_dir, 'initramfs-*.cpio.gz', keep=4)
+    _prune(build_dir, f'{kind}-*.cpio.gz',
+           keep=4 if kind == 'initramfs' else 2)
     return out
+
+
+def _kexec_files():
+    """kexec and the shared libraries ldd lists for it, as initramfs files
+    {name: (data, mode)} at their host paths."""
+    if not os.path.exists(KEXEC):
+        raise GuestError(f'{KEXEC} missing: install kexec-tools (deps.sh)')
+    out = subprocess.run(['ldd', KEXEC], check=True, capture_output=True,
+                         text=True).stdout
+    files = {}
+    # "libc.so.6 => /lib/.../libc.so.6 (0x...)", "/lib64/ld-linux... (0x...)"
+    for path in [KEXEC] + re.findall(r'(/\S+) \(0x', out):
+        with open(path, 'rb') as f:     # follows symlinks: a plain copy
+            files[path.lstrip('/')] = (f.read(), 0o755)
+    return files
 
 
 def _prune(build_dir, pattern, keep):
@@ -400,7 +451,11 @@ class MemDevice:
     block_size: object = None      # None: QEMU default (2 MiB on x86-64)
     node: int = None
     unplugged_inaccessible: str = None   # 'on', 'off' or None (QEMU default)
-    backend: str = 'ram'           # memory-backend-<backend>
+    backend: str = 'ram'           # memory-backend-<backend> ('file': below)
+    # Backend 'file': the backing file on host tmpfs (SHM_DIR), shared with
+    # the guest; created when QEMU starts, removed when it stops.
+    # host_allocated() says how much of it the host backs.
+    host_file: str = None
 
     def qemu_args(self):
         mem = f'mem-{self.id}'
@@ -412,9 +467,49 @@ class MemDevice:
             dev.append(f'node={self.node}')
         if self.unplugged_inaccessible is not None:
             dev.append(f'unplugged-inaccessible={self.unplugged_inaccessible}')
-        return ['-object', f'memory-backend-{self.backend},id={mem},'
-                f'size={parse_size(self.size)}',
-                '-device', ','.join(dev)]
+        obj = f'memory-backend-{self.backend},id={mem},' \
+              f'size={parse_size(self.size)}'
+        if self.backend == 'file':
+            if self.host_file is None:
+                fd, self.host_file = tempfile.mkstemp(
+                    prefix=f'vmtest-{self.id}-', suffix='.mem', dir=SHM_DIR)
+                os.close(fd)
+            # Shared: a guest read of a page never written allocates it in
+            # the file, where a private mapping would map the zero page.
+            obj += f',mem-path={self.host_file},share=on'
+        return ['-object', obj, '-device', ','.join(dev)]
+
+    def host_allocated(self):
+        """Bytes of host memory the 'file' backend holds: every page the
+        guest read or wrote and that was not discarded (unplugged) since."""
+        return os.stat(self.host_file).st_blocks * 512
+
+    def remove_host_file(self):
+        if self.host_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.host_file)
+            self.host_file = None
+
+
+# Guests whose QEMU may still run: stopped at exit (pytest ending on ^C or
+# SIGTERM, an uncaught exception), besides PR_SET_PDEATHSIG below.
+_running = weakref.WeakSet()
+_PR_SET_PDEATHSIG = 1
+
+
+@atexit.register
+def _stop_running_guests():
+    for g in list(_running):
+        with contextlib.suppress(Exception):
+            g.stop()
+
+
+def _die_with_parent(prctl, parent):
+    """preexec_fn of QEMU: the kernel kills it (SIGKILL) when the thread
+    that started it exits, however this process dies."""
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:      # died before prctl()
+        os._exit(1)
 
 
 class Guest:
@@ -440,13 +535,16 @@ class Guest:
     kernel        boot this bzImage (virtio and virtio_mem built in, see
                   make kernel) instead of Debian's kernel; the initramfs
                   then holds no modules, and module must be None
+    kdump         put a crash kernel (the booted one) into the initramfs,
+                  for load_crash_kernel() and crash(); boot with
+                  cmdline='crashkernel=256M' to reserve memory for it
     """
 
     def __init__(self, mem='1G', maxmem='32G', slots=None, devices=(),
                  numa=None, smp=2, cmdline='', module='ours', params='',
                  online=None, name='guest', log_dir=LOG_DIR,
                  boot_timeout=300, check_load=True, kver=None,
-                 reboot=False, kernel=None):
+                 reboot=False, kernel=None, kdump=False):
         if kernel and module:
             raise ValueError('a built-in kernel takes no module')
         self.kernel = kernel
@@ -469,6 +567,7 @@ class Guest:
         self.boot_timeout = boot_timeout
         self.check_load = check_load
         self.reboot = reboot
+        self.kdump = kdump
 
         self.proc = None
         self.boot_time = None
@@ -509,6 +608,9 @@ class Guest:
             args.append(self.cmdline)
         return ' '.join(args)
 
+    def _kernel_image(self):
+        return self.kernel or f'/boot/vmlinuz-{self.kver}'
+
     def qemu_cmd(self, initramfs):
         qemu = os.environ.get('VMTEST_QEMU', 'qemu-system-x86_64')
         cmd = [qemu, '-machine', 'q35', '-accel', 'tcg', '-smp', str(self.smp),
@@ -516,7 +618,7 @@ class Guest:
                '-m', f'{self.mem // KiB}K,maxmem={self.maxmem // KiB}K'
                + (f',slots={self.slots}' if self.slots else ''),
                '-nodefaults', '-no-user-config', '-display', 'none',
-               '-kernel', self.kernel or f'/boot/vmlinuz-{self.kver}',
+               '-kernel', self._kernel_image(),
                '-initrd', initramfs,
                '-append', self.kernel_cmdline(),
                '-serial', f'file:{self.console_path}',
@@ -543,17 +645,38 @@ class Guest:
         return cmd
 
     def _take_lock(self):
-        self._lock = open(LOCK_FILE, 'w')
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print('vmtest: waiting for another vmtest QEMU to finish...',
-                  file=sys.stderr)
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
+        # Not 'w': that would wipe the holder's name while it holds it.
+        self._lock = open(LOCK_FILE, 'a+')
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or 'unknown'
+            if time.monotonic() > deadline:
+                self._lock.close()
+                self._lock = None
+                raise GuestError(f'{LOCK_FILE} still held after '
+                                 f'{LOCK_TIMEOUT:.0f}s (VMTEST_LOCK_TIMEOUT) '
+                                 f'by pid/guest {holder}')
+            if not waiting:
+                print(f'vmtest: waiting for another vmtest QEMU to finish '
+                      f'(pid/guest {holder})...', file=sys.stderr)
+                waiting = True
+            time.sleep(0.5)
+        self._lock.truncate(0)
+        self._lock.write(f'{os.getpid()} {self.name}\n')
+        self._lock.flush()
 
     def start(self):
         """Boot and wait until the command channel answers."""
-        initramfs = build_initramfs(self.kver, modules=not self.kernel)
+        initramfs = build_initramfs(
+            self.kver, modules=not self.kernel,
+            crash_kernel=self._kernel_image() if self.kdump else None)
         if self.module == 'ours' and not os.path.exists(ours_ko()):
             raise GuestError(f'our module {ours_ko()} does not exist: '
                              'build it first (make)')
@@ -569,8 +692,13 @@ class Guest:
                 qlog.write(' '.join(self.cmd) + '\n')
                 qlog.flush()
                 t0 = time.monotonic()
-                self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                             stdout=qlog, stderr=qlog)
+                prctl = ctypes.CDLL(None, use_errno=True).prctl
+                parent = os.getpid()
+                self.proc = subprocess.Popen(
+                    self.cmd, stdin=subprocess.DEVNULL, stdout=qlog,
+                    stderr=qlog,
+                    preexec_fn=lambda: _die_with_parent(prctl, parent))
+                _running.add(self)
             self._cmd = self._connect('cmd.sock')
             self._qmp = self._connect('qmp.sock')
             self._qmp_handshake()
@@ -608,6 +736,71 @@ class Guest:
         self.qmp('system_reset')
         self._wait_ready(t0, 'the guest to boot again after system_reset')
         return mark
+
+    def load_crash_kernel(self, cmdline=''):
+        """Load the crash kernel of a Guest(kdump=True) with kexec -s -p.
+
+        kexec_file_load builds the dump's memory map now, from the memory
+        Linux has at this moment: load it after plugging. The crash
+        kernel's command line has the console, KDUMP_CMDLINE, vmtest.online
+        and `cmdline`, but no vmtest.load: its /init loads no virtio_mem
+        module. Returns that command line.
+        """
+        if not self.kdump:
+            raise GuestError('load_crash_kernel() needs Guest(kdump=True)')
+        if not int(self.check('cat /sys/kernel/kexec_crash_size')):
+            raise GuestError('no memory reserved for a crash kernel: boot '
+                             "with cmdline='crashkernel=256M'")
+        args = ['console=ttyS0', 'panic=-1', KDUMP_CMDLINE]
+        if self.online:
+            args.append(f'vmtest.online={self.online}')
+        if cmdline:
+            args.append(cmdline)
+        append = ' '.join(args)
+        if "'" in append:
+            raise ValueError('crash kernel command line: no quotes')
+        self.check('kexec -s -p /boot/vmlinuz --initrd=/boot/crash-initrd.gz '
+                   f"--append='{append}'")
+        if self.check('cat /sys/kernel/kexec_crash_loaded').strip() != '1':
+            raise GuestError('kexec -p succeeded but no crash kernel is '
+                             'loaded')
+        return append
+
+    def crash(self, timeout=600):
+        """Crash the guest kernel (sysrq c) and wait until the crash
+        kernel's /init answers on the command channel.
+
+        Needs load_crash_kernel() first: the panic then boots the crash
+        kernel instead of ending QEMU (about a minute under TCG). The panic
+        is expected here, so it is no failure; it precedes the returned
+        console log position, where the crash kernel's boot starts (for
+        assert_log_clean(since=...)).
+        """
+        if self.reboot:
+            raise GuestError('crash() needs Guest(reboot=False): with '
+                             'reboot=True a panic is a failure')
+        if self.check('cat /sys/kernel/kexec_crash_loaded').strip() != '1':
+            raise GuestError('no crash kernel loaded: load_crash_kernel()')
+        mark = self.log_mark()
+        # Whatever the old kernel still sends precedes the new READY line.
+        self._cmd_buf = b''
+        self._stale.clear()
+        self._seq += 1
+        # Sent without waiting for a reply: the kernel panics meanwhile.
+        self._cmd.sendall(f'{self._seq}.crash echo c > /proc/sysrq-trigger\n'
+                          .encode())
+        line = self._read_until(lambda b: b.find(READY.encode()), timeout,
+                                'the crash kernel to boot after sysrq-c')
+        self.boots += 1
+        m = re.search(r'load_rc=(\S+)@@', line)
+        self.load_rc = None if not m or m.group(1) == '-' \
+            else int(m.group(1))
+        log = self.console_log()
+        start = log.find('Linux version', mark)
+        if start < 0:
+            raise GuestError('the crash kernel answers, but its boot is not '
+                             f'in the console log\n{self._tail()}')
+        return log.rfind('\n', 0, start) + 1
 
     def _check_bound(self):
         # Fail fast (instead of in some later wait_until) when the module
@@ -654,6 +847,8 @@ class Guest:
             if s:
                 s.close()
         self._cmd = self._qmp = None
+        for d in self.devices:
+            d.remove_host_file()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -5,10 +5,23 @@ Tests boot QEMU/TCG guests through vmtest.Guest, one at a time.
 VMTEST_MODULES=ours,ref (default: ours) selects which driver(s) the
 driver tests in test_driver.py run against; 'ref' is Debian's own
 virtio_mem.ko, useful to check the tests themselves.
+
+VMTEST_TEST_TIMEOUT (seconds, default 1800, 0: none) bounds each test's
+run, besides the bounds of every guest command and wait: a test that hangs
+anyway fails with a traceback of where it hung (one that is waiting for
+another vmtest user's QEMU then gets another period). VMTEST_SEED fixes
+the random choices of the tests that make some (steps.seeded_random()).
+A SIGTERM (CI cancelling the job) ends pytest the way ^C does, and the
+QEMUs it started with it.
 """
 
+import glob
+import hashlib
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,12 +35,63 @@ DRIVER_MODULES = [m for m in os.environ.get('VMTEST_MODULES', 'ours').split(',')
 _timings = []
 
 
+TEST_TIMEOUT = float(os.environ.get('VMTEST_TEST_TIMEOUT', '1800'))
+
+
+class TestTimeout(Exception):
+    """A test ran longer than VMTEST_TEST_TIMEOUT."""
+
+
+def pytest_configure(config):
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt(f'signal {signum}')
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def pytest_report_header(config):
     ko = vmtest.ours_ko()
     state = 'present' if os.path.exists(ko) else 'MISSING'
+    seed = os.environ.get('VMTEST_SEED')
     return [f'vmtest: kernel {vmtest.kernel_version()}, '
             f'driver modules {DRIVER_MODULES}',
-            f'vmtest: our module {ko} ({state})']
+            f'vmtest: our module {ko} ({state})',
+            f'vmtest: VMTEST_SEED={seed or "(unset: random)"}, '
+            f'test timeout {TEST_TIMEOUT:.0f}s']
+
+
+def _waiting_for_qemu_lock(frame):
+    while frame:
+        if frame.f_code.co_name == '_take_lock':
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Fail a test that runs longer than TEST_TIMEOUT (SIGALRM interrupts
+    whatever it waits for). A test that is waiting for the QEMU lock of
+    another vmtest user when its time is up gets a fresh period instead:
+    that wait is bounded by vmtest itself."""
+    if TEST_TIMEOUT <= 0:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        if _waiting_for_qemu_lock(frame):
+            signal.setitimer(signal.ITIMER_REAL, TEST_TIMEOUT)
+            return
+        raise TestTimeout(f'{item.nodeid} ran longer than {TEST_TIMEOUT:.0f}s '
+                          '(VMTEST_TEST_TIMEOUT)')
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, TEST_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -65,6 +129,104 @@ def module(request):
     if request.param == 'ours':
         request.getfixturevalue('ours_ko')
     return request.param
+
+
+# The test kernel with virtio-mem built in (make kernel), for the tests
+# marked builtin.
+KERNEL_OUT = os.environ.get('KERNEL_OUT', os.path.join(
+    vmtest.REPO, 'tools', 'testing', 'virtio-mem', '.build', 'kernel-build'))
+
+
+# What build-kernel.sh hashes into <build dir>/.virtio-mem-sources, as
+# globs relative to the repository.
+KERNEL_SOURCES = ['drivers/virtio/virtio_mem_*.[ch]',
+                  'drivers/virtio/Makefile',
+                  'include/uapi/linux/virtio_mem.h', 'Kconfig',
+                  'tools/testing/virtio-mem/kernel.config']
+SOURCES_RECORD = '.virtio-mem-sources'
+# A build from scratch takes about 10 minutes on 2 cores.
+MAKE_KERNEL_TIMEOUT = 3600
+
+
+def kernel_sources():
+    """{path relative to the repo: sha256} of what the test kernel is
+    built from, as the files are now."""
+    files = {}
+    for pattern in KERNEL_SOURCES:
+        for path in glob.glob(os.path.join(vmtest.REPO, pattern)):
+            if path.endswith('.mod.c'):
+                continue
+            with open(path, 'rb') as f:
+                files[os.path.relpath(path, vmtest.REPO)] = \
+                    hashlib.sha256(f.read()).hexdigest()
+    return files
+
+
+def kernel_stale_reason(image):
+    """Why the bzImage `image` may not hold the current sources, or None.
+
+    build-kernel.sh's record in the build directory must exist (a build
+    that failed or still runs removed it), be no older than the image,
+    and name the current content of every source.
+    """
+    parts = os.path.abspath(image).split(os.sep)
+    if parts[-4:] != ['arch', 'x86', 'boot', 'bzImage']:
+        return 'it is not <build dir>/arch/x86/boot/bzImage'
+    record = os.sep.join(parts[:-4] + [SOURCES_RECORD])
+    if not os.path.exists(record):
+        return (f'{record} is missing: the last build-kernel.sh run failed '
+                'or is still running')
+    if os.path.getmtime(image) > os.path.getmtime(record):
+        return f'it is newer than {record}: built outside build-kernel.sh'
+    built = {}
+    with open(record) as f:
+        for line in f:
+            digest, _, path = line.strip().partition('  ')
+            built[path] = digest
+    now = kernel_sources()
+    changed = sorted(p for p in set(built) | set(now)
+                     if built.get(p) != now.get(p))
+    if changed:
+        return ('it is older than its sources: ' + ', '.join(changed)
+                + ' changed since (make kernel)')
+    return None
+
+
+@pytest.fixture(scope='session')
+def builtin_kernel():
+    """Path of the bzImage: VMTEST_BZIMAGE, or `make kernel` (a quick
+    no-op when nothing changed); the build log goes to vmtest.LOG_DIR.
+    Fails the tests that use it if the image does not hold the current
+    driver sources (kernel_stale_reason())."""
+    image = os.environ.get('VMTEST_BZIMAGE')
+    if image:
+        if not os.path.exists(image):
+            pytest.fail(f'VMTEST_BZIMAGE={image} does not exist',
+                        pytrace=False)
+    else:
+        os.makedirs(vmtest.LOG_DIR, exist_ok=True)
+        log = os.path.join(vmtest.LOG_DIR, 'make-kernel.log')
+        t0 = time.monotonic()
+        with open(log, 'w') as f:
+            try:
+                rc = subprocess.run(['make', 'kernel',
+                                     f'KERNEL_OUT={KERNEL_OUT}'],
+                                    cwd=vmtest.REPO, stdout=f,
+                                    stderr=subprocess.STDOUT,
+                                    timeout=MAKE_KERNEL_TIMEOUT).returncode
+            except subprocess.TimeoutExpired:
+                rc = f'timeout after {MAKE_KERNEL_TIMEOUT}s'
+        if rc:
+            with open(log) as f:
+                tail = f.read().splitlines()[-40:]
+            pytest.fail(f'make kernel failed (rc={rc}, '
+                        f'{time.monotonic() - t0:.0f}s); log {log}:\n'
+                        + '\n'.join(tail), pytrace=False)
+        image = os.path.join(KERNEL_OUT, 'arch', 'x86', 'boot', 'bzImage')
+    why = kernel_stale_reason(image)
+    if why:
+        pytest.fail(f'refusing to boot {image}: {why}', pytrace=False)
+    return image
 
 
 @pytest.fixture

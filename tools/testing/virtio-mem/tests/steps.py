@@ -1,15 +1,62 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Test steps shared by the reference-driver and our-driver tests."""
+"""Test steps shared by the reference-driver and our-driver tests.
 
+Every check of the guest's view (MemTotal, memory blocks, the driver's
+sysfs) polls until the value settles, within a bound: the guest follows
+the host's QMP view with a lag, and a test must not race it.
+"""
+
+import os
+import random
 import re
+import shlex
 import time
 
-from vmtest import GiB, KiB, MiB, fmt_size
+from vmtest import (VIRTIO_MEM_DRV, GiB, GuestError, KiB, MiB,
+                    fmt_size)
 
 # 0 first: checks the untouched state (and that a no-op resize is harmless).
 PLUG_SEQUENCE = [0, 1 * GiB, 4 * GiB, 4 * GiB + 6 * MiB]
 # Debian's driver plugs 4 GiB in well under a second under TCG here.
 PLUG_TIMEOUT = 120
+
+
+# How long the guest may take to show a change the host already sees (an
+# onlined block in MemTotal, a counter in sysfs): seconds under TCG.
+SETTLE_TIMEOUT = 60
+
+
+def seeded_random(what='test'):
+    """(random.Random, seed) for a test's random choices.
+
+    The seed comes from VMTEST_SEED if set, else from os.urandom; it is
+    printed, so that pytest shows it with a failure and the run can be
+    repeated with VMTEST_SEED=<seed>.
+    """
+    env = os.environ.get('VMTEST_SEED')
+    seed = int(env, 0) if env else int.from_bytes(os.urandom(4), 'big')
+    print(f'{what}: random seed {seed} (repeat with VMTEST_SEED={seed})')
+    return random.Random(seed), seed
+
+
+def wait_equal(guest, fn, want, what, timeout=SETTLE_TIMEOUT, interval=0.2):
+    """Poll fn() until it returns want; GuestError with the last value
+    after timeout seconds. Returns the value."""
+    return guest.wait_until(fn, cond=lambda v: v == want, timeout=timeout,
+                            interval=interval, what=f'{what} == {want!r}')
+
+
+def assert_steady(guest, fn, want, secs, what, interval=0.5):
+    """Assert that fn() returns want now and keeps doing so for secs
+    seconds: for things that must not happen (an unplug nobody asked
+    for). Fails as soon as the value changes."""
+    t_end = time.monotonic() + secs
+    while True:
+        value = fn()
+        assert value == want, f'{what}: {value!r}, want it to stay {want!r}'
+        if time.monotonic() >= t_end:
+            return
+        time.sleep(interval)
 
 
 def plug_step(guest, dev, new_size, base_memtotal, timeout=PLUG_TIMEOUT):
@@ -18,12 +65,32 @@ def plug_step(guest, dev, new_size, base_memtotal, timeout=PLUG_TIMEOUT):
     return resize_step(guest, dev, new_size, base_memtotal, timeout)
 
 
+# QEMU makes the usable region this much larger than the request (x86).
+USABLE_EXTENT = 256 * MiB
+
+
+def usable_region(guest, dev, requested, usable):
+    """The usable_region_size QEMU 7.2 gives dev after a request (it grows
+    with requests, and shrinks only on reset): from the last one."""
+    info = guest.device_info(dev)
+    bs = info['block-size']
+    new = min(info['max-size'], -(-(requested + USABLE_EXTENT) // bs) * bs)
+    return max(usable, new) if requested else usable
+
+
 def plug_sequence(guest, dev, sizes=PLUG_SEQUENCE):
-    """plug_step() through sizes, from a device that starts unplugged."""
+    """plug_step() through sizes, from a device that starts unplugged. Our
+    driver's usable_region_size must follow QEMU's as it grows."""
     assert guest.plugged_size(dev) == 0, f'{dev} plugged at boot'
     base = guest.memtotal()
+    usable = 0
     for size in sizes:
         plug_step(guest, dev, size, base)
+        usable = usable_region(guest, dev, size, usable)
+        if guest.module == 'ours':
+            wait_equal(guest, lambda: guest.vmem_attr(dev,
+                                                      'usable_region_size'),
+                       usable, f'{dev}: driver usable_region_size')
 
 
 def wait_settled(guest, dev, quiet=5.0, timeout=PLUG_TIMEOUT):
@@ -52,7 +119,7 @@ RESIZE_TIMEOUT = 180
 def check_sizes(guest, dev, size, base_memtotal, timeout=RESIZE_TIMEOUT):
     """Check a device that reached `size`: both QMP views, the driver's
     sysfs (our driver only) and MemTotal == base_memtotal + size (the only
-    device away from its boot size)."""
+    device away from its boot size). The guest's views are waited for."""
     info = guest.device_info(dev)
     assert info['size'] == size, \
         f'{dev}: query-memory-devices size {fmt_size(info["size"])}, ' \
@@ -63,10 +130,11 @@ def check_sizes(guest, dev, size, base_memtotal, timeout=RESIZE_TIMEOUT):
                      what=f'MemTotal - base == {want_kb} kB '
                      f'(base {base_memtotal} kB)')
     if guest.module == 'ours':
-        attrs = guest.vmem_sysfs(dev)
-        assert attrs.get('plugged_size') == size, \
-            f'{dev}: driver plugged_size {attrs.get("plugged_size")}, ' \
-            f'QMP size {size}'
+        attrs = guest.wait_until(
+            lambda: guest.vmem_sysfs(dev),
+            cond=lambda a: a.get('plugged_size') == size,
+            timeout=SETTLE_TIMEOUT,
+            what=f'{dev}: driver plugged_size == QMP size {size}')
         assert attrs.get('broken') == 0, f'{dev}: driver marked it broken'
 
 
@@ -90,12 +158,26 @@ def resize_step(guest, dev, new_size, base_memtotal, timeout=RESIZE_TIMEOUT,
                      what=f'{dev} QMP size == {fmt_size(new_size)}')
     elapsed = time.monotonic() - t0
     check_sizes(guest, dev, new_size, base_memtotal, timeout)
+    # A block emptied by the unplug may still be on its way out (it is
+    # removed after its memory left MemTotal): wait for that too.
+    want = -(-new_size // guest.block_size_bytes)
+
+    def blocks_ok(blocks):
+        if any(s != 'online' for s in blocks.values()):
+            return False
+        return len(blocks) == want if exact_blocks else True
+
     blocks = guest.device_blocks(dev)
+    if not blocks_ok(blocks):
+        try:
+            blocks = guest.wait_until(lambda: guest.device_blocks(dev),
+                                      cond=blocks_ok, timeout=SETTLE_TIMEOUT,
+                                      what=f'memory blocks of {dev}')
+        except GuestError:
+            blocks = guest.device_blocks(dev)
     not_online = {b: s for b, s in blocks.items() if s != 'online'}
     assert not not_online, f'memory blocks of {dev} not online: {not_online}'
     if exact_blocks:
-        mbs = guest.block_size_bytes
-        want = -(-new_size // mbs)
         assert len(blocks) == want, \
             f'{dev} at {fmt_size(new_size)}: {len(blocks)} memory blocks ' \
             f'present, want {want}: {sorted(blocks)}'
@@ -132,32 +214,114 @@ def log_count(guest, pattern, since=0):
                if re.search(pattern, ln))
 
 
+# -- loading and unloading the driver ----------------------------------------
+
+def driver_commands(guest, params=''):
+    """(unload, load): guest shell commands that take the virtio_mem driver
+    away from its devices and bring it back. With the module the guest
+    booted with, rmmod and insmod (with params); with the driver built into
+    Guest(kernel=...), unbind from and bind to the devices it is bound to
+    now."""
+    if guest.kernel:
+        devs = guest.bound_devices()
+        if not devs:
+            raise GuestError('the built-in virtio_mem driver is bound to no '
+                             'device')
+        return (' && '.join(f'echo {d} > {VIRTIO_MEM_DRV}/unbind'
+                            for d in devs),
+                ' && '.join(f'echo {d} > {VIRTIO_MEM_DRV}/bind'
+                            for d in devs))
+    if not guest.module:
+        raise GuestError('the guest booted without a virtio_mem module')
+    return ('rmmod virtio_mem',
+            f'insmod /{guest.module}/virtio_mem.ko {params}'.strip())
+
+
+def unload_driver(guest, timeout=300):
+    """Unload the driver (driver_commands()); returns the command that
+    loads it again."""
+    unload, load = driver_commands(guest)
+    rc, out = guest.run(unload, timeout)
+    if rc:
+        raise GuestError(f'unloading the driver ({unload}) failed rc={rc}:\n'
+                         f'{out}')
+    return load
+
+
+def load_driver(guest, load, timeout=300):
+    """Run the load command unload_driver() returned."""
+    rc, out = guest.run(load, timeout)
+    if rc:
+        raise GuestError(f'loading the driver ({load}) failed rc={rc}:\n'
+                         f'{out}')
+
+
+# An unprivileged user: uid and gid 65534, no supplementary groups.
+NOBODY = 'vmtest-nobody'
+
+
+def run_unprivileged(guest, cmd, timeout=120):
+    """Run a shell command as NOBODY: (rc, output).
+
+    Debian's busybox setpriv cannot change ids; its su can, given a passwd
+    entry (root needs no password). The guest kernel needs MULTIUSER.
+    """
+    guest.check(f"grep -q '^{NOBODY}:' /etc/passwd 2>/dev/null || "
+                f"{{ echo '{NOBODY}:x:65534:65534::/:/bin/sh' >> /etc/passwd"
+                f" && echo '{NOBODY}:x:65534:' >> /etc/group; }}")
+    return guest.run(f'su -s /bin/sh -c {shlex.quote(cmd)} {NOBODY}',
+                     timeout)
+
+
 # -- workload -----------------------------------------------------------------
 
 class Memfill:
     """guest/memfill.c running in the background of a guest.
 
     start() fills anon_mb of anonymous memory and file_mb of tmpfs files
-    (/dev/shm) with a pattern; finish() has it verify every byte and
-    returns (verified MiB, corrupted bytes, exit code). With loop=True it
-    keeps re-reading everything while it waits.
+    (/dev/shm) with a pattern and checks, apart from what memfill says,
+    that the guest really holds them (file sizes, the process' RssAnon);
+    finish() has it verify every byte and returns (verified MiB, corrupted
+    bytes, exit code). With loop=True it keeps re-reading everything while
+    it waits. seed=None takes VMTEST_SEED, or a random one.
     """
+
+    DIR = '/dev/shm'
 
     def __init__(self, guest, anon_mb=0, file_mb=0, seed=None, loop=False,
                  tag='mf'):
         self.guest = guest
         self.anon_mb = anon_mb
         self.file_mb = file_mb
-        self.seed = seed if seed is not None else int(time.time())
+        if seed is None:
+            env = os.environ.get('VMTEST_SEED')
+            seed = int(env, 0) if env else int.from_bytes(os.urandom(4),
+                                                          'big')
+        self.seed = seed          # in the memfill log ("filled" line)
         self.loop = loop
         self.log = f'/tmp/memfill.{tag}.log'
         self.go = f'/tmp/memfill.{tag}.go'
         self.fill_time = None
         self.passes = None        # verify passes while waiting (loop=True)
+        self.pid = None
+        self.held_mb = None       # what the guest was seen to hold
 
     def _log(self):
         _, out = self.guest.run(f'cat {self.log}')
         return out
+
+    def _held_mb(self):
+        """MiB of the workload the guest holds, as seen from outside
+        memfill: its files' sizes, and its anonymous memory (RssAnon,
+        which also counts its buffers: capped at anon_mb)."""
+        held = 0
+        if self.file_mb:
+            out = self.guest.check(f'stat -c %s {self.DIR}/memfill.*')
+            held += sum(int(x) for x in out.split()) // MiB
+        if self.anon_mb:
+            out = self.guest.check(f'grep ^RssAnon: /proc/{self.pid}/status')
+            held += min(int(out.split()[1]) // 1024, self.anon_mb)
+        return held
 
     def start(self, timeout=600):
         args = f'-a {self.anon_mb} -f {self.file_mb} -s {self.seed} ' \
@@ -169,8 +333,17 @@ class Memfill:
             self._log, cond=lambda o: 'memfill: filled' in o
             or 'memfill: exit' in o, timeout=timeout, interval=1.0,
             what=f'memfill {args} to fill memory')
-        assert 'memfill: filled' in out, f'memfill failed to fill:\n{out}'
+        m = re.search(r'memfill: filled (\d+) MiB .* pid (\d+)', out)
+        assert m, f'memfill failed to fill:\n{out}'
         self.fill_time = time.monotonic() - t0
+        want = self.anon_mb + self.file_mb
+        assert int(m.group(1)) == want, \
+            f'memfill wrote {m.group(1)} MiB, asked for {want}:\n{out}'
+        self.pid = int(m.group(2))
+        self.held_mb = self._held_mb()
+        assert self.held_mb == want, \
+            f'the guest holds {self.held_mb} MiB of the workload ' \
+            f'(files + RssAnon), memfill was asked for {want} MiB'
         return self.fill_time
 
     def finish(self, timeout=600):
@@ -186,10 +359,17 @@ class Memfill:
         return int(m.group(1)), int(m.group(2)), rc
 
     def assert_intact(self, timeout=600):
-        """finish() and assert every byte was verified and none changed."""
+        """finish() and assert that every byte the guest was seen to hold
+        was verified and none changed."""
         verified, corrupted, rc = self.finish(timeout)
         assert corrupted == 0 and rc == 0, \
             f'memfill: {corrupted} corrupted bytes (exit {rc}):\n{self._log()}'
-        assert verified == self.anon_mb + self.file_mb, \
-            f'memfill verified {verified} MiB, filled ' \
-            f'{self.anon_mb + self.file_mb} MiB'
+        assert verified == self.held_mb, \
+            f'memfill verified {verified} MiB, the guest held ' \
+            f'{self.held_mb} MiB of it after filling'
+
+    def remove_files(self, background=False):
+        """Delete the tmpfs files (the workload frees its memory); with
+        background, return at once instead of when rm is done."""
+        self.guest.check(f'rm -f {self.DIR}/memfill.*'
+                         + (' &' if background else ''), timeout=120)

@@ -5,55 +5,27 @@ at boot, and the built-in driver plugs the boot-time request and follows
 resizes like the module does. The kernel has lockdep and other debug
 checks (kernel.config); what they report fails the tests.
 
-The kernel is built (incrementally) by the builtin_kernel fixture unless
-VMTEST_BZIMAGE names one; make check-builtin builds it first.
+The kernel is built (incrementally) by the builtin_kernel fixture
+(conftest.py) unless VMTEST_BZIMAGE names one; make check-builtin builds
+it first.
 """
 
 import glob
 import os
 import re
-import subprocess
-import time
 
 import pytest
 
 import ktap
 from steps import PLUG_SEQUENCE, resize_step
-from vmtest import LOG_DIR, REPO, GiB, KiB, MiB, MemDevice, fmt_size
+from vmtest import REPO, GiB, KiB, MiB, MemDevice, fmt_size
 
 pytestmark = pytest.mark.builtin
 
 DRV = os.path.join(REPO, 'drivers', 'virtio')
-KERNEL_OUT = os.environ.get('KERNEL_OUT', os.path.join(
-    REPO, 'tools', 'testing', 'virtio-mem', '.build', 'kernel-build'))
 # requested-size of the device when the guest boots.
 BOOT_REQUEST = 512 * MiB
 ONLINE_CMDLINE = 'memhp_default_state=online_movable'
-
-
-@pytest.fixture(scope='session')
-def builtin_kernel():
-    """Path of the bzImage: VMTEST_BZIMAGE, or `make kernel` (a quick
-    no-op when nothing changed); the build log goes to LOG_DIR."""
-    image = os.environ.get('VMTEST_BZIMAGE')
-    if image:
-        if not os.path.exists(image):
-            pytest.fail(f'VMTEST_BZIMAGE={image} does not exist',
-                        pytrace=False)
-        return image
-    os.makedirs(LOG_DIR, exist_ok=True)
-    log = os.path.join(LOG_DIR, 'make-kernel.log')
-    t0 = time.monotonic()
-    with open(log, 'w') as f:
-        p = subprocess.run(['make', 'kernel', f'KERNEL_OUT={KERNEL_OUT}'],
-                           cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
-    if p.returncode:
-        with open(log) as f:
-            tail = f.read().splitlines()[-40:]
-        pytest.fail(f'make kernel failed (rc={p.returncode}, '
-                    f'{time.monotonic() - t0:.0f}s); log {log}:\n'
-                    + '\n'.join(tail), pytrace=False)
-    return os.path.join(KERNEL_OUT, 'arch', 'x86', 'boot', 'bzImage')
 
 
 def boot(make_guest, kernel, requested=BOOT_REQUEST):

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Crash dumps must not read unplugged device memory.
+
+Loaded with kexec_file_load (kexec -s, as under Secure Boot), the crash
+kernel's dump memory map is built from the System RAM resources at load
+time, and those cover whole memory blocks: with 130 MiB plugged, two
+128 MiB blocks, 126 MiB of the second one unplugged. The virtio-mem driver
+in the crash kernel has to tell /proc/vmcore which pages are plugged (a
+vmcore pfn_is_ram callback); without it the dump reads unplugged memory,
+which the host then has to back (or may refuse to).
+
+The device's backend is a shared file on host tmpfs: every page the guest
+reads gets allocated in it, so its allocated size on the host shows what
+the dump read.
+"""
+
+import re
+import time
+
+from steps import resize_step
+from vmtest import MiB, MemDevice, fmt_size
+
+PLUGGED = 130 * MiB
+# What the host may hold besides the plugged memory, and what of the plugged
+# memory the dump may leave unread, before the test calls it a failure.
+MARGIN = 4 * MiB
+# The deliberate crash: panic() and the stack it dumps.
+SYSRQ_PANIC = (r'Kernel panic - not syncing: sysrq triggered crash',
+               r'Call Trace:')
+
+
+def driver_lines(g, since):
+    """Kernel log lines that name virtio_mem, from the mark `since` on."""
+    return [ln for ln in g.console_log()[since:].splitlines()
+            if 'virtio_mem' in ln]
+
+
+def test_kdump_reads_only_plugged(make_guest, module):
+    """Plug 130 MiB, crash into a kexec_file_load crash kernel, load the
+    driver there and read all of /proc/vmcore: the host must not have to
+    back any of the 126 MiB unplugged part of the second memory block, and
+    the plugged memory must be in the dump."""
+    dev = MemDevice('vm0', size='1G', backend='file')
+    g = make_guest(devices=[dev], module=module, online='online_movable',
+                   cmdline='crashkernel=256M', kdump=True)
+    base = g.memtotal()
+    resize_step(g, 'vm0', PLUGGED, base)
+    assert len(g.device_blocks('vm0')) * g.block_size_bytes > PLUGGED + \
+        MARGIN, 'no unplugged memory inside the added memory blocks'
+
+    t0 = time.monotonic()
+    g.load_crash_kernel()
+    g.timings.append(('load the crash kernel (kexec -s -p)',
+                      time.monotonic() - t0))
+    g.assert_log_clean()
+    before = dev.host_allocated()
+    assert before <= PLUGGED + MARGIN, \
+        f'host backs {fmt_size(before)} of vm0 before the crash, with ' \
+        f'{fmt_size(PLUGGED)} plugged: the first kernel read unplugged memory'
+
+    pre = g.log_mark()
+    t0 = time.monotonic()
+    mark = g.crash()
+    g.timings.append((f'sysrq-c until the crash kernel answers (host '
+                      f'backed {fmt_size(before)} of vm0 before)',
+                      time.monotonic() - t0))
+    rc, _ = g.run('test -e /proc/vmcore')
+    assert rc == 0, 'no /proc/vmcore after the crash: not a crash kernel'
+    assert not g.bound_devices(), 'a driver bound before the test loaded one'
+
+    rc, out = g.run(f'insmod /{module}/virtio_mem.ko')
+    assert rc == 0, f'insmod /{module}/virtio_mem.ko failed rc={rc}: {out}'
+    # The virtio bus probes the device within insmod.
+    bound = g.bound_devices()
+
+    vmcore = int(g.check('stat -c %s /proc/vmcore'))
+    t0 = time.monotonic()
+    out = g.check('dd if=/proc/vmcore of=/dev/null bs=1M', timeout=1200)
+    elapsed = time.monotonic() - t0
+    # busybox dd counts records only: whole MiB read, then a partial one.
+    m = re.search(r'(\d+)\+(\d+) records out', out)
+    assert m and (int(m.group(1)), int(m.group(2))) == \
+        (vmcore // MiB, int(vmcore % MiB > 0)), \
+        f'read of /proc/vmcore ({vmcore} bytes) stopped short:\n{out}'
+    after = dev.host_allocated()
+    g.timings.append((f'read /proc/vmcore ({vmcore >> 20} MiB; host then '
+                      f'backs {fmt_size(after)} of vm0)', elapsed))
+
+    state = f'host backs {fmt_size(after)} of vm0 after reading ' \
+        f'/proc/vmcore ({fmt_size(before)} before the crash), with ' \
+        f'{fmt_size(PLUGGED)} plugged; the {module} driver in the crash ' \
+        f'kernel is bound to: {bound or "nothing"}; its log:\n' + \
+        '\n'.join(driver_lines(g, mark))
+    assert after <= PLUGGED + MARGIN, \
+        f'the dump read {fmt_size(after - PLUGGED)} of unplugged memory: ' \
+        f'{state}'
+    assert after >= PLUGGED - MARGIN, \
+        f'the dump did not read the plugged memory: {state}'
+    assert bound, f'the {module} driver did not bind: {state}'
+    g.assert_log_clean(since=mark)
+    # Before the crash kernel: only the panic we asked for.
+    g.assert_log_clean(since=pre, ignore=SYSRQ_PANIC)
