@@ -5,9 +5,10 @@
 #   make                  build drivers/virtio/virtio_mem.ko
 #   make demo             boot a QEMU guest, grow it, show its memory follow
 #   make bench            compare with Debian's own driver (BENCH_ARGS=--reps N)
-#   make check            run every test (installs what it needs): the
-#                         module tests and, after make kernel-check, the
-#                         built-in ones, in one pytest run
+#   make check            run every test (installs what it needs): build
+#                         the module and make kernel-check (either failing
+#                         stops it), then the module tests and the built-in
+#                         ones in one pytest run
 #   make check-module     module tests on Debian's kernel
 #   make check-builtin    kernel-check, then boot the kernel: KUnit and
 #                         boot tests
@@ -15,8 +16,12 @@
 #   make kernel-check     make kernel, then W=1 and sparse over our objects
 #                         in it (the KUnit tests included)
 #   make checkpatch       checkpatch.pl --strict over the driver
+#   make mutants          break the driver on purpose, one bug at a time,
+#                         and check that the tests notice (not in check)
 #   make sparse           sparse (C=2) over the driver
 #   make modules_install  install where modprobe prefers it over the distro's
+#   make dist             virtio-mem-VERSION.tar.gz, the sources DKMS builds
+#                         (dkms.conf, README.md); DISTDIR= puts it elsewhere
 #
 # KDIR selects the kernel to build against; by default the one that Debian's
 # linux-headers-amd64 points to, not the running kernel.
@@ -39,7 +44,7 @@ SRCS := $(wildcard $(DRV)/*.c $(DRV)/*.h) $(TOP)/include/uapi/linux/virtio_mem.h
 
 .PHONY: all module clean deps check demo bench checkpatch sparse \
 	modules_install unit print-kver check-module check-builtin kernel \
-	kernel-check
+	kernel-check mutants
 
 all: module
 
@@ -65,15 +70,49 @@ modules_install: module
 	$(KBUILD) INSTALL_MOD_DIR=updates modules_install
 	depmod -a $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KVER)
 
+# The version is dkms.conf's PACKAGE_VERSION; the driver's MODULE_VERSION()
+# must say the same (dkms installs over the kernel's own module only if the
+# versions differ, and the kernel's has none).
+PKG_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' $(TOP)/dkms.conf)
+DISTDIR ?= $(TOP)
+DIST_TAR := $(abspath $(DISTDIR))/virtio-mem-$(PKG_VERSION).tar.gz
+# What DKMS builds and installs from, with the documentation.
+DIST_FILES := dkms.conf Makefile Kconfig README.md Documentation \
+	include/uapi/linux/virtio_mem.h drivers/virtio/Makefile \
+	drivers/virtio/.kunitconfig \
+	$(patsubst $(TOP)/%,%,$(filter-out %.mod.c,$(wildcard $(DRV)/*.[ch])))
+
+.PHONY: dist print-version
+
+print-version:
+	@echo $(PKG_VERSION)
+
+dist:
+	@v=$$(sed -n 's/^MODULE_VERSION("\(.*\)");$$/\1/p' \
+		$(DRV)/virtio_mem_core.c); \
+	if [ -z "$(PKG_VERSION)" ] || [ "$$v" != "$(PKG_VERSION)" ]; then \
+		echo "dist: dkms.conf has version '$(PKG_VERSION)', MODULE_VERSION" \
+			"in virtio_mem_core.c '$$v': they must agree" >&2; \
+		exit 1; \
+	fi
+	mkdir -p $(dir $(DIST_TAR))
+	tar -C $(TOP) -czf $(DIST_TAR).tmp --sort=name --owner=0 --group=0 \
+		--numeric-owner --transform 's,^,virtio-mem-$(PKG_VERSION)/,' \
+		$(DIST_FILES)
+	mv $(DIST_TAR).tmp $(DIST_TAR)
+	@echo "dist: $(DIST_TAR)"
+
 # Host-side unit tests of the pure logic; KUnit covers it in-kernel.
 unit:
 	$(MAKE) -C $(TESTDIR)/unit run
 
 # One pytest run over everything, so that its closing line counts every
-# test. A kernel that fails to build fails the built-in tests, not the rest.
+# test. A module or test kernel that fails to build, or has a W=1 or sparse
+# finding (the KUnit files included), stops it before any test runs; the
+# built-in tests also refuse a bzImage older than its sources.
 check: deps
 	$(MAKE) module
-	$(MAKE) kernel-check || echo "kernel build failed: built-in tests will fail" >&2
+	$(MAKE) kernel-check
 	VMTEST_BZIMAGE=$(KERNEL_OUT)/arch/x86/boot/bzImage \
 		$(TESTDIR)/run-tests.sh $(TESTS)
 
@@ -96,6 +135,13 @@ demo: deps
 bench: deps
 	$(MAKE) module
 	$(PYTHON) $(TESTDIR)/bench.py $(BENCH_ARGS)
+
+# Not part of check: each mutant (a deliberate bug, tools/testing/
+# virtio-mem/mutants.py) is built from a copy of the driver and must make
+# one of its tests fail. MUTANTS_ARGS=--only NAME,... selects some.
+mutants: deps
+	$(MAKE) module
+	$(PYTHON) $(TESTDIR)/mutants.py $(MUTANTS_ARGS)
 
 # Debian's linux-source, unpacked once: checkpatch runs inside it so that it
 # knows the kernel's own identifiers; the built-in kernel is built from it.

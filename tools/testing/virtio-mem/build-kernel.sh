@@ -5,7 +5,8 @@
 # KUnit tests built in (make kernel).
 #
 #   build-kernel.sh           overlay, configure if needed, build bzImage
-#   build-kernel.sh --check   then rebuild our objects with W=1 and sparse
+#   build-kernel.sh --check   first build our objects (the KUnit tests too)
+#                             with W=1 and sparse, fail on any finding
 #
 # Debian's linux-source-6.1, unpacked once by the top-level Makefile, gets
 # our files overlaid: the driver sources and Makefile lines, our Kconfig
@@ -13,6 +14,11 @@
 # kernel's own virtio_mem.c is removed. Only files whose content changed
 # are copied, so kbuild rebuilds only what our change touches. The kernel
 # is configured from tinyconfig plus kernel.config and built out of tree.
+#
+# A successful build records what it was built from in
+# $KERNEL_OUT/.virtio-mem-sources (sha256sum lines, paths relative to the
+# repository): the built-in tests refuse a bzImage whose sources changed
+# since, or whose build failed (the record is removed when a build starts).
 #
 # Environment: LINUX_SRC (unpacked source), KERNEL_OUT (build directory),
 # JOBS (default: 2). ccache is used when installed.
@@ -50,12 +56,28 @@ if ! flock -n 9; then
 fi
 
 t0=$(date +%s)
+sources=$out/.virtio-mem-sources
+# From here on the bzImage is not known to match the sources.
+rm -f "$sources"
 kmake=(make -C "$src" O="$out" ARCH=x86_64 -j"$jobs")
 if command -v ccache >/dev/null; then
 	kmake+=(CC="ccache gcc")
 fi
 
 # --- overlay ---
+
+# What the kernel is built from, hashed before it is copied: a file changed
+# meanwhile makes the record disagree with the repository, not the bzImage
+# look newer than it is.
+manifest=$(cd "$repo" && {
+	for f in drivers/virtio/virtio_mem_*.[ch]; do
+		case "$f" in *.mod.c) ;; *) echo "$f" ;; esac
+	done
+	echo drivers/virtio/Makefile
+	echo include/uapi/linux/virtio_mem.h
+	echo Kconfig
+	echo tools/testing/virtio-mem/kernel.config
+} | LC_ALL=C sort | xargs sha256sum)
 
 state=$src/.virtio-mem-overlay
 vdir=$src/drivers/virtio
@@ -163,23 +185,28 @@ fi
 
 # --- build ---
 
-"${kmake[@]}" bzImage
-bzimage=$out/arch/x86/boot/bzImage
-[ -f "$bzimage" ] || die "no $bzimage"
-
 if [ -n "$check" ]; then
-	# W=1 and sparse over our objects only: the rest of the kernel is not
-	# ours to fix. The next plain build recompiles them without W=1.
+	# W=1 and sparse over our objects only, the KUnit tests included: the
+	# rest of the kernel is not ours to fix. First, so that a finding stops
+	# the build before the long part; the bzImage build below recompiles
+	# these objects without W=1.
 	objs=()
 	for f in "${ours[@]}"; do
 		case "$f" in *.c) objs+=("drivers/virtio/${f%.c}.o") ;; esac
 	done
 	log=$out/check.log
-	"${kmake[@]}" W=1 C=2 CHECK=sparse "${objs[@]}" 2>&1 | tee "$log"
+	"${kmake[@]}" W=1 C=2 CHECK=sparse "${objs[@]}" 2>&1 | tee "$log" ||
+		die "building our objects with W=1 and sparse failed (see $log)"
 	if grep -E 'warning:|error:' "$log" >/dev/null; then
 		die "W=1 or sparse warnings in our objects (see $log)"
 	fi
 	echo "build-kernel.sh: W=1 and sparse clean"
 fi
+
+"${kmake[@]}" bzImage
+bzimage=$out/arch/x86/boot/bzImage
+[ -f "$bzimage" ] || die "no $bzimage"
+echo "$manifest" >"$sources.tmp"
+mv "$sources.tmp" "$sources"
 
 echo "build-kernel.sh: $bzimage ($(($(date +%s) - t0)) s)"

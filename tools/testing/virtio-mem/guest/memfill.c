@@ -7,7 +7,11 @@
  * files in a tmpfs, waits until a file appears or SIGUSR1 arrives, then
  * verifies everything and prints one line:
  *
- *	memfill: verified N MiB, corrupted C bytes
+ *	memfill: verified N MiB, corrupted C bytes (P passes while waiting)
+ *
+ * N counts what the last pass really compared, and the "filled" line before
+ * it what really got written, so that a caller can check both against what
+ * it asked for: a pass that skips memory cannot look complete.
  *
  * Exit code 0 if nothing was corrupted, 1 if something was, 2 on errors.
  * Every 64-bit word holds a value derived from the seed, the region and the
@@ -34,6 +38,8 @@
 
 static volatile sig_atomic_t go;
 static uint64_t seed = 1;
+/* Bytes written by fill(), and compared by check() since the last reset. */
+static uint64_t filled_bytes, checked_bytes;
 
 static void on_usr1(int sig)
 {
@@ -76,6 +82,7 @@ static uint64_t check(const uint64_t *w, size_t nwords, unsigned int region,
 	static int reported;
 	uint64_t bad = 0;
 
+	checked_bytes += nwords * 8;
 	for (size_t i = 0; i < nwords; i++) {
 		uint64_t x = w[i] ^ pattern(region, first + i);
 
@@ -112,6 +119,7 @@ static void fill_file(const char *dir, unsigned int n, size_t mb,
 		fill(buf, CHUNK / 8, 1 + n, off / 8);
 		if (write(fd, buf, CHUNK) != (ssize_t)CHUNK)
 			die(name);
+		filled_bytes += CHUNK;
 	}
 	if (close(fd))
 		die(name);
@@ -208,14 +216,16 @@ int main(int argc, char **argv)
 		if (anon == MAP_FAILED)
 			die("mmap");
 		fill(anon, anon_mb * MiB / 8, 0, 0);
+		filled_bytes += anon_mb * MiB;
 	}
 	for (n = 0; n * FILE_MB < file_mb; n++) {
 		size_t mb = file_mb - n * FILE_MB;
 
 		fill_file(dir, n, mb < FILE_MB ? mb : FILE_MB, buf);
 	}
-	printf("memfill: filled %zu MiB anon + %zu MiB files in %s, seed %llu\n",
-	       anon_mb, file_mb, dir, (unsigned long long)seed);
+	printf("memfill: filled %llu MiB (%zu MiB anon + %zu MiB files in %s), seed %llu, pid %d\n",
+	       (unsigned long long)(filled_bytes / MiB), anon_mb, file_mb, dir,
+	       (unsigned long long)seed, (int)getpid());
 	fflush(stdout);
 
 	for (;;) {
@@ -231,9 +241,10 @@ int main(int argc, char **argv)
 		}
 	}
 
+	checked_bytes = 0;
 	bad += check_all(anon, anon_mb, dir, file_mb, buf);
-	printf("memfill: verified %zu MiB, corrupted %llu bytes (%llu passes while waiting)\n",
-	       anon_mb + file_mb, (unsigned long long)bad,
-	       (unsigned long long)passes);
+	printf("memfill: verified %llu MiB, corrupted %llu bytes (%llu passes while waiting)\n",
+	       (unsigned long long)(checked_bytes / MiB),
+	       (unsigned long long)bad, (unsigned long long)passes);
 	return bad ? 1 : 0;
 }

@@ -12,11 +12,17 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
                                     '..', '..'))
 DRV = os.path.join(REPO, 'drivers', 'virtio')
 UNIT = os.path.join(REPO, 'tools', 'testing', 'virtio-mem', 'unit')
+# A module build, sparse or checkpatch takes well under a minute.
+MAKE_TIMEOUT = 900
 
 
 def make(*args, cwd=REPO):
-    p = subprocess.run(['make', *args], cwd=cwd, capture_output=True,
-                       text=True)
+    try:
+        p = subprocess.run(['make', *args], cwd=cwd, capture_output=True,
+                           text=True, timeout=MAKE_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        return 'timeout', f'make {" ".join(args)}: no end after ' \
+            f'{MAKE_TIMEOUT}s\n{e.stdout or ""}{e.stderr or ""}'
     return p.returncode, p.stdout + p.stderr
 
 
@@ -64,16 +70,25 @@ def unit_cases():
     rc, out = make('-s', 'config_test', cwd=UNIT)
     assert rc == 0, out
     p = subprocess.run(['./config_test'], cwd=UNIT, capture_output=True,
-                       text=True)
+                       text=True, timeout=60)
     return p.returncode, p.stdout
 
 
 def test_host_unit_config_validation():
+    """TAP with the plan up front, so that a run that stops early shows as
+    short of it: every planned case ran, in order, and passed."""
     rc, out = unit_cases()
-    results = re.findall(r'^(ok|not ok) \d+ - (.*)$', out, re.M)
-    plan = re.search(r'^1\.\.(\d+)$', out, re.M)
-    assert plan and int(plan.group(1)) == len(results) and results, out
-    failed = [name for status, name in results if status != 'ok']
+    lines = out.splitlines()
+    plan = [i for i, ln in enumerate(lines) if re.fullmatch(r'1\.\.\d+', ln)]
+    results = [(i, m) for i, ln in enumerate(lines)
+               for m in [re.fullmatch(r'(ok|not ok) (\d+) - (.*)', ln)] if m]
+    assert len(plan) == 1 and results, f'no single plan or no results:\n{out}'
+    assert plan[0] < results[0][0], f'the plan comes after results:\n{out}'
+    planned = int(lines[plan[0]].split('..')[1])
+    numbers = [int(m.group(2)) for _, m in results]
+    assert numbers == list(range(1, planned + 1)), \
+        f'planned {planned} cases, ran {numbers}:\n{out}'
+    failed = [m.group(3) for _, m in results if m.group(1) != 'ok']
     assert not failed and rc == 0, out
 
 
@@ -82,7 +97,8 @@ def test_modules_install_makes_modprobe_prefer_ours(tmp_path):
     distribution's module of the same name (checked in a scratch root that
     also holds Debian's modules, so the system stays untouched)."""
     kver = subprocess.run(['make', '-s', 'print-kver'], cwd=REPO,
-                          capture_output=True, text=True).stdout.strip()
+                          capture_output=True, text=True,
+                          timeout=60).stdout.strip()
     mods = tmp_path / 'lib' / 'modules' / kver
     mods.mkdir(parents=True)
     distro = os.path.join('/lib/modules', kver)
@@ -96,7 +112,7 @@ def test_modules_install_makes_modprobe_prefer_ours(tmp_path):
     assert rc == 0, out
     p = subprocess.run(['modprobe', '-d', str(tmp_path), '-S', kver,
                         '--show-depends', 'virtio_mem'],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     last = p.stdout.strip().splitlines()[-1]
     assert last.endswith(f'/lib/modules/{kver}/updates/virtio_mem.ko'), \

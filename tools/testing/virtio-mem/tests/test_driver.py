@@ -6,13 +6,14 @@ VMTEST_MODULES=ref to run them against Debian's driver instead.
 Each test boots one 1 GiB guest with one 8 GiB device.
 """
 
+import re
 import time
 
 import pytest
 
 from steps import (PLUG_SEQUENCE, PLUG_TIMEOUT, plug_sequence, plug_step,
                    wait_settled)
-from vmtest import GiB, MemDevice, fmt_size
+from vmtest import GiB, MiB, MemDevice, fmt_size
 
 DEVICE_VARIANTS = {
     'default': {},                       # 2 MiB blocks, inaccessible off
@@ -93,15 +94,56 @@ def test_insmod_rmmod_cycles(make_guest, module):
     assert g.plugged_size('vm0') == 0
 
 
-def test_devmem_cannot_read_device_region(make_guest):
+def devmem_mmap(g, addr):
+    """busybox devmem: mmap() of /dev/mem at addr, a 32-bit read."""
+    return g.run(f'devmem {addr:#x} 32', timeout=60)
+
+
+def devmem_read(g, addr):
+    """read() of one page of /dev/mem at addr (a page-aligned address)."""
+    return g.run(f'dd if=/dev/mem of=/dev/null bs=4096 count=1 '
+                 f'skip={addr // 4096}', timeout=60)
+
+
+def test_devmem_cannot_read_device_region(make_guest, module):
     """With UNPLUGGED_INACCESSIBLE accepted, nothing may read unplugged
-    memory: the region is exclusive System RAM, so /dev/mem refuses it."""
+    memory: /dev/mem must refuse every address of the device region, both
+    through mmap() and read(), whether it is unplugged in an added memory
+    block, unplugged in a block never added, or plugged. An address
+    /dev/mem does serve (the BIOS area) shows the refusals are not just a
+    /dev/mem that refuses everything."""
     dev = MemDevice('vm0', size='8G', unplugged_inaccessible='on')
-    g = make_guest(devices=[dev], module='ours', online='online_movable')
+    g = make_guest(devices=[dev], module=module, online='online_movable')
+    base = g.memtotal()
+    # 1 GiB and one sub-block: the 9th memory block is mostly unplugged.
+    bs = g.device_info('vm0')['block-size']
+    size = 1 * GiB + bs
+    plug_step(g, 'vm0', size, base)
     addr = g.device_info('vm0')['memaddr']
-    g.set_requested('vm0', 1 * GiB)
-    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == GiB)
-    # 2 GiB in: not plugged. busybox devmem mmaps /dev/mem.
-    rc, out = g.run(f'devmem {addr + 2 * GiB:#x} 32')
-    assert rc != 0 and 'not permitted' in out, out
+    blocks = sorted(g.device_blocks('vm0'))
+    mbs = g.block_size_bytes
+    assert len(blocks) == 9, blocks
+    probes = {
+        'plugged, start of the region': addr,
+        'plugged, in the partly plugged block': addr + 1 * GiB,
+        'unplugged, in the partly plugged block': addr + 1 * GiB + 64 * MiB,
+        'unplugged, block never added': addr + 4 * GiB,
+        'unplugged, last page of the region': addr + 8 * GiB - 4096,
+    }
+    assert blocks[-1] * mbs <= addr + 1 * GiB + 64 * MiB < \
+        (blocks[-1] + 1) * mbs
+
+    rc, out = devmem_mmap(g, 0xf0000)
+    assert rc == 0 and re.fullmatch(r'\s*0x[0-9A-Fa-f]+\s*', out), \
+        f'/dev/mem should serve the BIOS area (the refusals below would ' \
+        f'prove nothing): rc={rc} {out}'
+    for what, a in probes.items():
+        rc, out = devmem_mmap(g, a)
+        assert rc != 0 and 'not permitted' in out, \
+            f'mmap of /dev/mem at {a:#x} ({what}): rc={rc} {out}'
+        rc, out = devmem_read(g, a)
+        assert rc != 0 and re.search(r'not permitted|Bad address', out), \
+            f'read of /dev/mem at {a:#x} ({what}): rc={rc} {out}'
+    # Nothing of it was mapped or read: the size did not move either.
+    assert g.plugged_size('vm0') == size
     g.assert_log_clean()

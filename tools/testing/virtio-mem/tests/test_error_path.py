@@ -1,40 +1,119 @@
 # SPDX-License-Identifier: GPL-2.0
-"""A device answering ERROR does not stop the driver: it logs the request,
-re-synchronises its view with STATE requests and carries on.
+"""Answers other than ACK, and memory Linux refuses to add, do not stop the
+driver, and it counts them.
 
-QEMU only answers ERROR to requests that contradict its state, so the
-driver's debugfs knob inject_error makes it send one such request.
+- ERROR: the driver logs the request, re-synchronises its view with STATE
+  requests and carries on. QEMU only answers ERROR to requests that
+  contradict its state, so the driver's debugfs knob inject_error makes it
+  send one such request.
+- NACK: QEMU answers NACK to a PLUG beyond the requested size. With a device
+  fully plugged, the request inject_error sends is such a PLUG.
+- A memory block Linux refuses to add: the kernel command line reserves
+  (memmap=) 2 MiB inside the device region, so adding the memory block
+  around it fails. The driver counts it in add_failures, keeps nothing
+  plugged that Linux does not have, and retries after its backoff, which
+  runs with non-default backoff_min_ms/backoff_max_ms here.
+
+All in one guest: two devices, vm0 (8G) and vm1 (256M, fully requested).
 """
 
-from steps import plug_step
-from vmtest import GiB, MemDevice
+from steps import assert_steady, check_sizes, plug_step, resize_step, \
+    wait_equal, wait_settled
+from vmtest import GiB, MiB, MemDevice
 
-SYSFS = '/sys/bus/virtio/devices/virtio0/virtio_mem'
-KNOB = '/sys/kernel/debug/virtio_mem/virtio0/inject_error'
+# q35 with 1 GiB of boot memory puts the device-memory area, and so the
+# first device's region, at 4 GiB.
+VM0_ADDR = 4 * GiB
+# The 2 MiB reserved at boot, in the memory block at 3 GiB into vm0.
+RESERVED = VM0_ADDR + 3 * GiB + 64 * MiB
+PARAMS = '/sys/module/virtio_mem/parameters'
+# A retry delay long enough to watch a failure stay unretried.
+LONG_BACKOFF_MS = 60000
 
 
-def stat(g, name):
-    return int(g.check(f'cat {SYSFS}/{name}').strip())
+def knob(g, dev, name):
+    virtio = g.vmem_attr(dev, 'virtio')
+    return f'/sys/kernel/debug/virtio_mem/{virtio}/{name}'
 
 
-def test_error_answer_then_resync(make_guest):
-    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
-                   online='online_movable')
+def stat(g, dev, name):
+    return g.vmem_attr(dev, name)
+
+
+def test_error_nack_and_add_failure(make_guest):
+    g = make_guest(devices=[MemDevice('vm0', size='8G'),
+                            MemDevice('vm1', size='256M', requested='256M')],
+                   module='ours', online='online_movable',
+                   cmdline=f'memmap=2M${RESERVED:#x}')
+    assert g.device_info('vm0')['memaddr'] == VM0_ADDR, \
+        'vm0 is not where the memmap= reservation expects it'
+    g.wait_until(lambda: g.plugged_size('vm1'), cond=lambda s: s == 256 * MiB,
+                 timeout=60, what='vm1 plugged at probe')
+    # With vm1's two memory blocks online MemTotal is the base: from here
+    # on only vm0 moves.
+    g.wait_until(lambda: list(g.device_blocks('vm1').values()),
+                 cond=lambda states: states == ['online'] * 2, timeout=60,
+                 what='the memory blocks of vm1 online')
     base = g.memtotal()
     plug_step(g, 'vm0', 1 * GiB, base)
-    assert stat(g, 'answers_error') == 0 and stat(g, 'resyncs') == 0
+    for name in ('answers_error', 'answers_nack', 'resyncs', 'add_failures'):
+        assert stat(g, 'vm0', name) == 0, f'vm0 {name} before the test'
 
-    g.check('mount -t debugfs none /sys/kernel/debug 2>/dev/null; '
-            f'echo 1 > {KNOB}')
-    g.wait_until(lambda: stat(g, 'resyncs'), cond=lambda n: n == 1,
-                 timeout=60, what='a resync after the ERROR answer')
-    assert stat(g, 'answers_error') == 1
-    log = g.dmesg()
-    assert 'failed: device answered ERROR' in log, log[-2000:]
-    assert 'resync: device state matches ours' in log, log[-2000:]
-    assert stat(g, 'broken') == 0
-
+    # ERROR, then a resync that finds nothing to repair.
+    mark = g.log_mark()
+    g.check(f'echo 1 > {knob(g, "vm0", "inject_error")}')
+    g.wait_until(lambda: g.console_log()[mark:],
+                 cond=lambda log: 'resync: device state matches ours' in log,
+                 timeout=30, what='the resync after the ERROR answer')
+    log = g.console_log()[mark:]
+    assert 'failed: device answered ERROR' in log, log
+    assert stat(g, 'vm0', 'resyncs') == 1
+    assert stat(g, 'vm0', 'answers_error') == 1, \
+        'one ERROR injected, and the resync must not cause more'
+    assert stat(g, 'vm0', 'broken') == 0
     # Carries on: the device size and MemTotal still follow requests.
     plug_step(g, 'vm0', 2 * GiB, base)
     plug_step(g, 'vm0', 0, base)
-    assert stat(g, 'plugged_size') == 0
+
+    # NACK: a PLUG beyond vm1's request. Counted, and nothing else moves.
+    assert stat(g, 'vm1', 'answers_nack') == 0
+    g.check(f'echo 1 > {knob(g, "vm1", "inject_error")}')
+    wait_equal(g, lambda: stat(g, 'vm1', 'answers_nack'), 1,
+               'vm1 answers_nack')
+    attrs = g.vmem_sysfs('vm1')
+    assert attrs['answers_error'] == 0 and attrs['resyncs'] == 0 and \
+        attrs['broken'] == 0 and attrs['plugged_size'] == 256 * MiB, attrs
+    assert g.plugged_size('vm1') == 256 * MiB
+
+    # Adding the block at 3 GiB fails: vm0 stops below it, with nothing
+    # plugged that Linux has not got, and the retry waits for the backoff.
+    g.check(f'echo {LONG_BACKOFF_MS} > {PARAMS}/backoff_max_ms; '
+            f'echo {LONG_BACKOFF_MS} > {PARAMS}/backoff_min_ms')
+    mark = g.log_mark()
+    g.set_requested('vm0', 3 * GiB + 256 * MiB)
+    g.wait_until(lambda: stat(g, 'vm0', 'add_failures'), timeout=120,
+                 what='vm0 add_failures')
+    g.wait_until(lambda: g.console_log()[mark:],
+                 cond=lambda log: f'adding memory at {3 * GiB + VM0_ADDR:#x}'
+                 ' failed' in log, timeout=30,
+                 what='the failed add in the kernel log')
+    size = wait_settled(g, 'vm0', quiet=3.0, timeout=60)
+    assert 3 * GiB <= size < 3 * GiB + 256 * MiB, \
+        f'vm0 at {size >> 20} MiB: it should fill everything below the ' \
+        'block that cannot be added, and not that block'
+    check_sizes(g, 'vm0', size, base)
+    # backoff_min_ms=60000: no new attempt any time soon. (Onlining the
+    # blocks added before the failure queued one more run right away,
+    # so there may have been two failures already.)
+    failures = stat(g, 'vm0', 'add_failures')
+    assert failures <= 2, f'{failures} failed adds before the backoff'
+    assert_steady(g, lambda: (stat(g, 'vm0', 'add_failures'),
+                              g.plugged_size('vm0')), (failures, size), 5.0,
+                  'vm0 (add_failures, QMP size) during the backoff')
+    g.assert_log_clean()
+
+    # A new request does not wait for the backoff: back to 1G at once.
+    g.check(f'echo 100 > {PARAMS}/backoff_min_ms; '
+            f'echo 10000 > {PARAMS}/backoff_max_ms')
+    resize_step(g, 'vm0', 1 * GiB, base, timeout=30)
+    assert stat(g, 'vm0', 'broken') == 0

@@ -4,6 +4,7 @@ byte, or the VM tests that rely on "corrupted 0 bytes" prove nothing."""
 
 import os
 import re
+import select
 import subprocess
 import time
 
@@ -16,17 +17,23 @@ def run_memfill(tmp_path, corrupt, args=('-a', '8', '-f', '70')):
     p = subprocess.Popen([exe, *args, '-d', str(tmp_path), '-s', '7',
                           '-w', str(go)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
+    # memfill flushes its 'filled' line once every file is written and
+    # closed: the moment to corrupt them.
     deadline = time.monotonic() + 30
-    # Filled once the last file is complete (the 'filled' line is buffered
-    # in the pipe until exit; the files are what we need).
-    last = tmp_path / 'memfill.1'
-    while not (last.exists() and last.stat().st_size == 6 << 20):
-        assert p.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.2)
+    head = ''
+    while 'memfill: filled' not in head:
+        ready, _, _ = select.select([p.stdout], [], [],
+                                    max(0, deadline - time.monotonic()))
+        line = p.stdout.readline() if ready else ''
+        if not line:
+            p.kill()
+            raise AssertionError(f'memfill did not fill within 30s:\n{head}'
+                                 + p.communicate()[0])
+        head += line
     corrupt(tmp_path)
     go.touch()
     out, _ = p.communicate(timeout=30)
+    out = head + out
     m = re.search(r'memfill: verified (\d+) MiB, corrupted (\d+) bytes', out)
     assert m, out
     return p.returncode, int(m.group(1)), int(m.group(2)), out
@@ -35,6 +42,9 @@ def run_memfill(tmp_path, corrupt, args=('-a', '8', '-f', '70')):
 def test_memfill_clean(tmp_path):
     rc, mib, bad, out = run_memfill(tmp_path, lambda d: None)
     assert (rc, mib, bad) == (0, 78, 0), out
+    # What it wrote, counted as written, and its pid (for RssAnon).
+    assert re.search(r'^memfill: filled 78 MiB \(8 MiB anon \+ 70 MiB files '
+                     r'in .*\), seed 7, pid \d+$', out, re.M), out
 
 
 def test_memfill_detects_changes(tmp_path):
@@ -50,6 +60,8 @@ def test_memfill_detects_changes(tmp_path):
     rc, mib, bad, out = run_memfill(tmp_path, corrupt)
     assert rc == 1, out
     assert bad == 3 + (1 << 20), out
+    # "verified" counts what it compared: not the lost MiB.
+    assert mib == 77, out
 
 
 def test_memfill_detects_swapped_pages(tmp_path):

@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0
 """The driver across restarts: a machine reset with memory plugged, module
-reload with memory online, and a migration that makes the device answer
-BUSY for a while."""
+reload with memory online or offline, memory another driver left plugged,
+and a migration that makes the device answer BUSY for a while."""
 
+import re
 import time
 
-from steps import (assert_guest_alive, check_sizes, resize_step)
-from vmtest import GiB, MiB, MemDevice, fmt_size
+from steps import (assert_guest_alive, check_sizes, log_count, resize_step,
+                   wait_equal, wait_settled)
+from vmtest import GiB, KiB, MiB, MemDevice, fmt_size
+
+PARAMS = '/sys/module/virtio_mem/parameters'
 
 
 def test_system_reset(make_guest):
@@ -72,37 +76,152 @@ def test_rmmod_insmod_online(make_guest):
     resize_step(g, 'vm0', 1 * GiB, base)
 
 
+def test_leftovers_offline_limit_and_rmmod(make_guest):
+    """Without an online policy:
+
+    - memory left plugged with nothing of it added (Debian's driver,
+      unloaded, removes a partly plugged offline block but does not
+      unplug it) is unplugged by our driver's first load (UNPLUG_ALL);
+    - offline_limit_mb (256 here) caps the memory added and left offline,
+      says so in the kernel log, and adding goes on as blocks are onlined;
+    - rmmod removes and unplugs offline memory, and leaves online memory
+      plugged, for the next load to take over.
+    """
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module=None)
+    base = g.memtotal()
+    mbs = g.block_size_bytes
+    g.check('insmod /ref/virtio_mem.ko')
+    g.set_requested('vm0', 100 * MiB)
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == 100 * MiB,
+                 timeout=60, interval=0.2, what="Debian's driver to plug")
+    g.wait_until(lambda: list(g.device_blocks('vm0').values()),
+                 cond=lambda st: st == ['offline'], timeout=60,
+                 what='one offline memory block')
+    g.check('rmmod virtio_mem')
+    assert g.device_blocks('vm0') == {}, 'the offline block stayed added'
+    assert g.plugged_size('vm0') == 100 * MiB, \
+        "Debian's driver unplugged on unload: no leftover to test with"
+    g.set_requested('vm0', 0)
+
+    mark = g.log_mark()
+    g.check('insmod /ours/virtio_mem.ko offline_limit_mb=256')
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == 0,
+                 timeout=30, interval=0.2,
+                 what='the leftover 100 MiB to be unplugged')
+    assert g.vmem_attr('vm0', 'requests_unplug_all') == 1
+    assert re.search(r'100 MiB plugged from before: unplugging all',
+                     g.console_log()[mark:]), g.console_log()[mark:]
+    assert g.memtotal() == base
+    g.assert_log_clean()
+
+    # Nobody onlines: adding stops at offline_limit_mb.
+    waiting = r'(\d+) MiB added but offline: waiting for it to be onlined'
+    g.set_requested('vm0', 1 * GiB)
+    size = wait_settled(g, 'vm0', quiet=3.0, timeout=60)
+    assert size == 256 * MiB, \
+        f'plugged {fmt_size(size)} with offline_limit_mb=256 and nothing ' \
+        'onlined'
+    blocks = g.device_blocks('vm0')
+    assert sorted(blocks.values()) == ['offline'] * 2, blocks
+    wait_equal(g, lambda: g.vmem_attr('vm0', 'offline_size'), 256 * MiB,
+               'driver offline_size')
+    assert g.memtotal() == base, 'offline memory counts in MemTotal'
+    lines = g.wait_until(
+        lambda: re.findall(waiting, g.console_log()[mark:]), timeout=30,
+        what='the offline limit in the kernel log')
+    assert lines == ['256'], lines
+
+    # One block onlined: one more gets added, and the limit is hit again.
+    first = min(blocks)
+    rc, out = g.online_blocks([first])
+    assert rc == 0, out
+    size = g.wait_until(lambda: g.plugged_size('vm0'),
+                        cond=lambda s: s > 256 * MiB, timeout=30,
+                        what='adding to go on after onlining')
+    size = wait_settled(g, 'vm0', quiet=3.0, timeout=60)
+    assert size == 384 * MiB, fmt_size(size)
+    blocks = g.device_blocks('vm0')
+    assert blocks[first] == 'online' and sorted(blocks.values()) == \
+        ['offline', 'offline', 'online'], blocks
+    assert g.wait_until(lambda: re.findall(waiting, g.console_log()[mark:]),
+                        cond=lambda ln: len(ln) == 2, timeout=30,
+                        what='the offline limit logged again') == \
+        ['256', '256']
+    wait_equal(g, lambda: g.memtotal() - base, mbs // KiB,
+               'MemTotal - base (kB) with one block online')
+
+    # rmmod: the offline blocks go, removed and unplugged; the online one
+    # stays, plugged and in use.
+    mark = g.log_mark()
+    rc, out = g.run('rmmod virtio_mem')
+    assert rc == 0, f'rmmod failed: {out}'
+    assert g.device_blocks('vm0') == {first: 'online'}
+    assert g.plugged_size('vm0') == mbs, \
+        f'after rmmod {fmt_size(g.plugged_size("vm0"))} plugged, want the ' \
+        'online block only'
+    assert g.memtotal() - base == mbs // KiB
+    assert log_count(g, r'128 MiB stay plugged and online', since=mark) == 1
+    g.assert_log_clean()
+
+    # The next load takes the online block over and can unplug it.
+    g.set_requested('vm0', 0)
+    mark = g.log_mark()
+    g.check('insmod /ours/virtio_mem.ko')
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == 0,
+                 timeout=60, interval=0.2, what='the online block unplugged')
+    assert re.search(r'took over 128 MiB', g.console_log()[mark:])
+    assert g.vmem_attr('vm0', 'requests_unplug_all') == 0
+    resize_step(g, 'vm0', 0, base)
+
+
 def migration_status(g):
     return g.qmp('query-migrate').get('status')
 
 
-def busy_resize(g, base, start, target):
+def backoff_attempts(window_s, min_ms, max_ms):
+    """Requests a driver backing off from min_ms, doubling up to max_ms,
+    sends within window_s seconds of the first one (included)."""
+    t, delay, n = 0.0, min(min_ms, max_ms) / 1000, 0
+    while t <= window_s:
+        n += 1
+        t += delay
+        delay = min(delay * 2, max_ms / 1000)
+    return n
+
+
+def busy_resize(g, base, start, target, backoff=(100, 10000)):
     """Request `target` while a slow migration runs: the device answers
-    BUSY, so nothing may change; after migrate_cancel the driver gets
-    there on its own."""
+    BUSY, so nothing may change, and the driver retries as often as its
+    backoff (backoff_min_ms, backoff_max_ms) says; after migrate_cancel
+    it gets there on its own, within one backoff_max_ms."""
     busy0 = g.vmem_attr('vm0', 'answers_busy')
     g.qmp('migrate', uri='exec:cat > /dev/null')
     g.wait_until(lambda: migration_status(g), cond=lambda s: s == 'active',
                  timeout=30, interval=0.2, what='migration to start')
+    window = 5.0
     g.set_requested('vm0', target)
-    t_end = time.monotonic() + 5
+    t_end = time.monotonic() + window
     while time.monotonic() < t_end:
         assert g.plugged_size('vm0') == start, \
             'size changed while a migration was running'
         time.sleep(0.5)
+    busy = g.vmem_attr('vm0', 'answers_busy')
     assert migration_status(g) == 'active', \
         'migration ended early: lower max-bandwidth'
-    busy = g.vmem_attr('vm0', 'answers_busy')
-    assert busy > busy0, f'answers_busy stayed at {busy0} during migration'
+    want = backoff_attempts(window, *backoff)
+    assert want - 2 <= busy - busy0 <= want + 2, \
+        f'{busy - busy0} BUSY answers in {window:.0f}s with backoff_min_ms=' \
+        f'{backoff[0]}, backoff_max_ms={backoff[1]}: want about {want}'
     assert g.vmem_attr('vm0', 'broken') == 0
     g.qmp('migrate_cancel')
     g.wait_until(lambda: migration_status(g),
                  cond=lambda s: s == 'cancelled', timeout=60,
                  what='migration to be cancelled')
     t0 = time.monotonic()
-    # backoff_max_ms (10 s by default) bounds the wait for the next retry.
+    # backoff_max_ms bounds the wait for the next retry; then the resize
+    # itself, a few seconds at most.
     g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == target,
-                 timeout=60, interval=0.2,
+                 timeout=backoff[1] / 1000 + 10, interval=0.2,
                  what=f'vm0 at {fmt_size(target)} after migrate_cancel')
     g.timings.append((f'{fmt_size(start)} -> {fmt_size(target)} after '
                       f'cancel ({busy - busy0} BUSY answers)',
@@ -113,7 +232,8 @@ def busy_resize(g, base, start, target):
 
 def test_migration_busy(make_guest):
     """Plug and unplug requests during a migration get BUSY; the driver
-    backs off and finishes the resize once the migration is over."""
+    backs off (default backoff for the plug, 1 s fixed, set at runtime,
+    for the unplug) and finishes the resize once the migration is over."""
     g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
                    online='online_movable')
     base = g.memtotal()
@@ -121,4 +241,6 @@ def test_migration_busy(make_guest):
     # ~1 MiB/s: the guest's RAM takes minutes to send.
     g.qmp('migrate-set-parameters', **{'max-bandwidth': 1 << 20})
     busy_resize(g, base, 1 * GiB, 2 * GiB)
-    busy_resize(g, base, 2 * GiB, 512 * MiB)
+    g.check(f'echo 1000 > {PARAMS}/backoff_min_ms; '
+            f'echo 1000 > {PARAMS}/backoff_max_ms')
+    busy_resize(g, base, 2 * GiB, 512 * MiB, backoff=(1000, 1000))

@@ -7,13 +7,12 @@ nothing but QMP and /proc also run against Debian's driver with
 VMTEST_MODULES=ref (to check the tests themselves).
 """
 
-import random
 import time
 
 import pytest
 
 from steps import (Memfill, assert_guest_alive, assert_no_oom, check_sizes,
-                   resize_step, wait_settled)
+                   resize_step, seeded_random, wait_settled)
 from vmtest import GiB, MiB, MemDevice, fmt_size
 
 
@@ -43,10 +42,18 @@ def device_block_zones(g, dev):
             for ln in out.splitlines()}
 
 
+# Of 2 GiB onlined to ZONE_NORMAL in an idle guest, at most this much may
+# stay plugged: the few unmovable kernel allocations made there meanwhile
+# pin a sub-block each.
+KERNEL_ZONE_LEFT_MAX = 128 * MiB
+
+
 def test_kernel_zone_unplug(make_guest):
     """Memory onlined to ZONE_NORMAL may hold unmovable pages: unplugging
-    all of it may stop short, but what the driver reports, what QEMU
-    reports and what Linux counts must agree, and the guest must be fine."""
+    all of it may stop short of 0, but not far from it in an idle guest,
+    and only where the driver met memory it could not free; what the
+    driver reports, what QEMU reports and what Linux counts must agree,
+    and the guest must be fine."""
     g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
                    online='online_kernel',
                    # Settle within the quiet period below.
@@ -61,9 +68,16 @@ def test_kernel_zone_unplug(make_guest):
     size = wait_settled(g, 'vm0', quiet=8.0, timeout=300)
     g.timings.append((f'vm0 2G -> 0 (kernel zone): settled at '
                       f'{fmt_size(size)}', time.monotonic() - t0))
-    assert 0 <= size <= 2 * GiB
+    assert size <= KERNEL_ZONE_LEFT_MAX, \
+        f'{fmt_size(size)} of 2G left plugged: the driver gave up on ' \
+        'memory it could have unplugged'
     assert size % g.device_info('vm0')['block-size'] == 0
     check_sizes(g, 'vm0', size, base)
+    if size:
+        attrs = g.vmem_sysfs('vm0')
+        assert attrs['isolation_failures'] + attrs['pressure_stops'] > 0, \
+            f'stopped at {fmt_size(size)} without failing to free any ' \
+            f'memory: {attrs}'
     assert_guest_alive(g)
     assert_no_oom(g)
     g.assert_log_clean()
@@ -92,14 +106,16 @@ def test_busy_unplug(make_guest, module):
     assert_no_oom(g, since=mark)
     g.assert_log_clean()
     # With the workload gone the rest goes back too.
-    g.check('rm -f /dev/shm/memfill.*')
+    fill.remove_files()
     resize_step(g, 'vm0', 0, base)
 
 
 @pytest.mark.parametrize('block_size', ['256M', '1G'])
 def test_big_block_unplug(make_guest, module, block_size):
     """Device blocks of one or more memory blocks (big-block mode): plug
-    4G, then shrink to 1G and 0."""
+    4G, then shrink to 1G and 0 idle; then under a workload that holds
+    1.5 GiB, shrink 3G to 1G: whole big blocks are migrated out of the way
+    without changing a byte."""
     dev = MemDevice('vm0', size='8G', block_size=block_size)
     g = make_guest(devices=[dev], module=module, online='online_movable')
     if module == 'ours':
@@ -108,13 +124,25 @@ def test_big_block_unplug(make_guest, module, block_size):
     for size in (4 * GiB, 1 * GiB, 0):
         resize_step(g, 'vm0', size, base)
 
+    resize_step(g, 'vm0', 3 * GiB, base)
+    mark = g.log_mark()
+    fill = Memfill(g, anon_mb=1024, file_mb=512)
+    g.timings.append(('memfill 1.5 GiB', fill.start()))
+    migrated = vmstat(g, 'pgmigrate_success')
+    took = resize_step(g, 'vm0', 1 * GiB, base)
+    migrated = vmstat(g, 'pgmigrate_success') - migrated
+    g.timings.append((f'  (migrated {migrated * 4 // 1024} MiB)', took))
+    assert migrated > 0, 'no page was migrated to unplug'
+    fill.assert_intact()
+    assert_no_oom(g, since=mark)
+    fill.remove_files()
+    resize_step(g, 'vm0', 0, base)
+
 
 def test_config_flapping(make_guest, module):
     """50 requests in quick succession, up and down, without waiting for
     any of them: the driver must end up exactly at the last one."""
-    seed = int(time.time())
-    print(f'random seed {seed}')    # shown if the test fails
-    rnd = random.Random(seed)
+    rnd, seed = seeded_random('config flapping')
     g = make_guest(devices=[MemDevice('vm0', size='8G')], module=module,
                    online='online_movable')
     base = g.memtotal()
