@@ -66,6 +66,9 @@ LOG_DIR = os.path.join(BUILD_DIR, 'logs')
 TRANSPORT_MODULES = ['virtio_pci']
 
 READY = '@@VMTEST-READY'
+GARBLED = b'\n@@VMTEST-GARBLED '
+GARBLED_RE = re.compile(r'\n@@VMTEST-GARBLED \d*@@\n')
+SEND_TRIES = 5
 END_RE = re.compile(r'\n@@VMTEST-END (\S+) (\d+)@@\n')
 
 # Kernel log patterns that mean something went wrong in the guest.
@@ -208,18 +211,27 @@ if [ -n "$load" ]; then
 	echo "vmtest: insmod rc=$load_rc"
 fi
 
-# Command channel: one command per line as "<nonce> <shell command>", the
-# reply is the command's output, then a line "@@VMTEST-END <nonce> <rc>@@".
-# The newline before the marker is always added, so the host can strip it
-# and get the output back byte for byte.
+# Command channel: one command per line as "<length> <nonce> <shell
+# command>", where length counts the bytes after its own space; the reply is
+# the command's output, then a line "@@VMTEST-END <nonce> <rc>@@". The
+# newline before the marker is always added, so the host can strip it and
+# get the output back byte for byte. The serial line drops bytes now and
+# then under load in TCG: a line whose length does not match is not run,
+# the host is told, and sends it again. Commands do not inherit the channel.
 serve() {
 	exec 3<>/dev/ttyS1
 	stty raw -echo <&3
 	echo "@@VMTEST-READY load_rc=$load_rc@@" >&3
 	while IFS= read -r line <&3; do
+		len=${line%% *}
+		line=${line#* }
+		if [ "$len" != "${#line}" ]; then
+			printf '\n@@VMTEST-GARBLED %s@@\n' "${#line}" >&3
+			continue
+		fi
 		nonce=${line%% *}
 		cmd=${line#* }
-		sh -c "$cmd" </dev/null >/tmp/.vmtest-out 2>&1
+		sh -c "$cmd" </dev/null >/tmp/.vmtest-out 2>&1 3>&-
 		rc=$?
 		cat /tmp/.vmtest-out >&3
 		printf '\n@@VMTEST-END %s %d@@\n' "$nonce" "$rc" >&3
@@ -583,7 +595,7 @@ class Guest:
         self._qmp = None
         self._qmp_buf = b''
         self._seq = 0
-        self._stale = set()       # nonces of commands that timed out
+        self.resent = 0           # commands the channel damaged, sent again
         self._block_size = None
         os.makedirs(self.log_dir, exist_ok=True)
         self.console_path = os.path.join(self.log_dir, f'{self.name}.console.log')
@@ -592,7 +604,8 @@ class Guest:
     # -- lifecycle ----------------------------------------------------------
 
     def kernel_cmdline(self):
-        args = ['console=ttyS0', 'panic=-1']
+        # sysrq from the harness (dump_stuck()) whatever kernel.sysrq says.
+        args = ['console=ttyS0', 'panic=-1', 'sysrq_always_enabled']
         if self.online:
             args.append(f'vmtest.online={self.online}')
         if self.module:
@@ -731,7 +744,6 @@ class Guest:
         mark = self.log_mark()
         # Whatever the old boot still sends precedes the new READY line.
         self._cmd_buf = b''
-        self._stale.clear()
         t0 = time.monotonic()
         self.qmp('system_reset')
         self._wait_ready(t0, 'the guest to boot again after system_reset')
@@ -784,11 +796,9 @@ class Guest:
         mark = self.log_mark()
         # Whatever the old kernel still sends precedes the new READY line.
         self._cmd_buf = b''
-        self._stale.clear()
         self._seq += 1
         # Sent without waiting for a reply: the kernel panics meanwhile.
-        self._cmd.sendall(f'{self._seq}.crash echo c > /proc/sysrq-trigger\n'
-                          .encode())
+        self._send_line(f'{self._seq}.crash echo c > /proc/sysrq-trigger')
         line = self._read_until(lambda b: b.find(READY.encode()), timeout,
                                 'the crash kernel to boot after sysrq-c')
         self.boots += 1
@@ -901,6 +911,16 @@ class Guest:
                 + (' after a guest KERNEL PANIC' if panic else '')
                 + f'\n--- QEMU output ---\n{qlog}\n{self._tail()}')
 
+    def dump_stuck(self, settle=5):
+        """Make a guest that stopped answering say why: blocked tasks and
+        what every CPU runs (sysrq w and l, typed on its keyboard, which
+        needs no user space), into the console log."""
+        with contextlib.suppress(QMPError, OSError, GuestError):
+            for key in 'wl':
+                self.qmp('human-monitor-command',
+                         **{'command-line': f'sendkey alt-sysrq-{key}'})
+            time.sleep(settle)
+
     # -- command channel ----------------------------------------------------
 
     def _read_until(self, find, timeout, what):
@@ -918,8 +938,9 @@ class Guest:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._check_alive()
+                self.dump_stuck()
                 raise GuestError(f'timeout ({timeout}s) waiting for {what}\n'
-                                 f'{self._tail()}')
+                                 f'{self._tail(80)}')
             self._cmd.settimeout(min(left, 1.0))
             try:
                 chunk = self._cmd.recv(65536)
@@ -943,20 +964,39 @@ class Guest:
         self._check_alive()
         self._seq += 1
         nonce = f'{self._seq}.{os.urandom(4).hex()}'
-        self._cmd.sendall(f'{nonce} {cmd}\n'.encode())
         marker = f'\n@@VMTEST-END {nonce} '.encode()
-        try:
-            data = self._read_until(lambda b: b.find(marker), timeout,
+
+        def reply(b):
+            found = [p for p in (b.find(marker), b.find(GARBLED)) if p >= 0]
+            return min(found, default=-1)
+
+        deadline = time.monotonic() + timeout
+        for _ in range(SEND_TRIES):
+            self._send_line(f'{nonce} {cmd}')
+            data = self._read_until(reply, max(deadline - time.monotonic(), 1),
                                     f'guest command {cmd!r}')
-        except GuestError:
-            self._stale.add(nonce)
-            raise
+            if GARBLED.strip().decode() not in data:
+                break
+            # Not run: the guest saw a damaged line.
+            self.resent += 1
+            print(f'vmtest: {self.name}: the command channel lost bytes of '
+                  f'{cmd!r}; sending it again', file=sys.stderr)
+        else:
+            raise GuestError(f'command channel: {cmd!r} arrived damaged '
+                             f'{SEND_TRIES} times')
         *prev, m = END_RE.finditer(data)
-        # Output and marker of earlier commands that timed out are dropped:
-        # our output starts after the last stale marker.
-        start = max((x.end() for x in prev if x.group(1) in self._stale),
+        # Output and markers of earlier commands (timed out, or sent again)
+        # are dropped: our output starts after the last earlier marker.
+        start = max([x.end() for x in prev] +
+                    [x.end() for x in GARBLED_RE.finditer(data, 0, m.start())],
                     default=0)
         return int(m.group(2)), data[start:m.start()]
+
+    def _send_line(self, line):
+        """Send one line of the command channel, framed with its length
+        so that the guest can tell a damaged line."""
+        data = line.encode()
+        self._cmd.sendall(b'%d %s\n' % (len(data), data))
 
     def check(self, cmd, timeout=120):
         """run() that raises GuestError unless the command exits 0."""

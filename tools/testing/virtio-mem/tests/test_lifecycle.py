@@ -470,14 +470,6 @@ def test_offline_during_adoption(request, make_guest, target):
     unplugged ones. Afterwards MemTotal must match the device and the
     blocks' states, and resizing must work; ADOPT_ROUNDS rounds in one
     boot."""
-    if target == 'ours':
-        # Open defect: with the module (not the built-in driver), the
-        # guest's user space stalls in some runs while the loop offlines
-        # right after insmod, with nothing in the kernel log. Skipped, not
-        # hidden: see issue 8's closing note. The built-in variant, with
-        # lockdep and DEBUG_VM, runs the same driver code.
-        pytest.skip('module variant stalls intermittently: under '
-                    'investigation')
     g = boot(request, make_guest, target)
     base = g.memtotal()
     unit = unit_size(g)
