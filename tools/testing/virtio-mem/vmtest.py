@@ -1006,6 +1006,8 @@ class Guest:
         return out
 
     # -- QMP ----------------------------------------------------------------
+    # Our own few lines, not QEMU's qemu.qmp: Debian 12 does not package it
+    # (PyPI only), and the tests install from Debian's archive alone.
 
     def _qmp_recv(self, timeout=60):
         deadline = time.monotonic() + timeout
