@@ -11,7 +11,8 @@
  *
  * Unplugging online memory only takes the safe path: every page is first
  * isolated and migrated away (failing instead of waiting when a page cannot
- * move), so offlining never loops on pages in use.
+ * move), within a headroom checked once per big block, so offlining never
+ * loops on pages in use and pressure never makes it thrash.
  */
 #include <linux/memory.h>
 #include <linux/mm.h>
@@ -116,11 +117,9 @@ static int vmem_bbm_plug(struct vmem *vm, u64 size)
 			continue;
 		if (vmem_restart_pending(vm))
 			return -EINTR;
-		if (vmem_offline_budget(vm) < vm->mbs_per_bb) {
-			vmem_note_offline_wait(vm, true);
-			return -ENOSPC;
-		}
-		vmem_note_offline_wait(vm, false);
+		vmem_add_budget(vm, &rc);
+		if (rc)
+			return rc;
 		rc = vmem_bbm_plug_bb(vm, bb);
 		if (rc)
 			return rc;
@@ -144,13 +143,16 @@ static void vmem_bbm_untake(struct vmem *vm, unsigned long mb,
 
 /*
  * Take every page of the online memory blocks of big block @bb from Linux,
- * marking it offline. Undoes everything on failure.
+ * marking it offline. The headroom is checked once, for the whole big
+ * block, before anything moves: checked per memory block, a big block
+ * that does not fit would be mostly migrated, given back, and migrated
+ * again at every poll. Undoes everything on failure.
  */
 static int vmem_bbm_take_bb(struct vmem *vm, unsigned long bb)
 {
 	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	unsigned long i, online = 0;
 	enum vmem_mb_state state;
-	unsigned long i;
 	int rc = 0;
 
 	mutex_lock(&vm->hp_lock);
@@ -159,6 +161,13 @@ static int vmem_bbm_take_bb(struct vmem *vm, unsigned long bb)
 		/* Onlining or offlining right now: later. */
 		mutex_unlock(&vm->hp_lock);
 		return -ENOMEM;
+	}
+	for (i = 0; i < vm->mbs_per_bb; i++)
+		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE)
+			online++;
+	if (!vmem_mm_headroom_ok(vm, online * PHYS_PFN(vm->mb_size))) {
+		mutex_unlock(&vm->hp_lock);
+		return -ENOBUFS;
 	}
 	for (i = 0; i < vm->mbs_per_bb; i++) {
 		if (vmem_sbm_state(&vm->sbm, mb + i) == VMEM_MB_ONLINE) {
@@ -175,32 +184,15 @@ static int vmem_bbm_take_bb(struct vmem *vm, unsigned long bb)
 	return rc;
 }
 
-/* Fast path: all memory blocks online, movable and free. */
-static bool vmem_bbm_idle(struct vmem *vm, unsigned long bb)
-{
-	unsigned long mb = vmem_bbm_first_mb(vm, bb);
-	unsigned long i;
-
-	for (i = 0; i < vm->mbs_per_bb; i++)
-		if (vmem_sbm_state(&vm->sbm, mb + i) != VMEM_MB_ONLINE ||
-		    !vmem_mm_mb_idle(vm, mb + i))
-			return false;
-	return vmem_mm_headroom_ok(vm, PHYS_PFN(vm->cfg.block_size));
-}
-
+/*
+ * Every page of a big block is taken before it is offlined, even when it
+ * looked free: offlining memory only seen to be free waits on any page
+ * pinned meanwhile, with the hotplug locks held.
+ */
 static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
 {
 	unsigned long mb = vmem_bbm_first_mb(vm, bb);
 	int rc;
-
-	/*
-	 * Free memory is offlined without taking its pages first: that
-	 * would zero them (the kernel zeroes on allocation) just before
-	 * they are discarded.
-	 */
-	if (vmem_bbm_idle(vm, bb) &&
-	    !vmem_mm_remove(vm, mb, vm->mbs_per_bb))
-		return vmem_bbm_request(vm, bb, false);
 
 	if (vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED) {
 		rc = vmem_bbm_take_bb(vm, bb);

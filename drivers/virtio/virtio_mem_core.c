@@ -271,6 +271,7 @@ static void vmem_work_fn(struct work_struct *work)
 {
 	struct vmem *vm = container_of(to_delayed_work(work), struct vmem,
 				       work);
+	bool unplugging = false;
 	u64 requested;
 	int rc;
 
@@ -284,13 +285,16 @@ static void vmem_work_fn(struct work_struct *work)
 		rc = vmem_inject_bad_request(vm);
 	if (!rc) {
 		requested = vm->cfg.requested_size;
+		unplugging = requested < vm->plugged;
 		if (requested > vm->plugged)
 			rc = vm->ops->plug(vm, requested - vm->plugged);
-		else if (requested < vm->plugged)
+		else if (unplugging)
 			rc = vm->ops->unplug(vm, vm->plugged - requested);
+		if (requested <= vm->plugged)
+			WRITE_ONCE(vm->plug_wait, VMEM_WAIT_NONE);
 	}
 
-	if (rc != -ENOBUFS && vm->warned_pressure) {
+	if ((rc != -ENOBUFS || !unplugging) && vm->warned_pressure) {
 		vm->warned_pressure = false;
 		trace_virtio_mem_unplug_resumed(dev_name(&vm->vdev->dev));
 	}
@@ -306,10 +310,13 @@ static void vmem_work_fn(struct work_struct *work)
 		break;
 	case -ENOBUFS:
 		/*
-		 * The guest cannot spare more now. Nothing notifies us when
-		 * memory frees up, so look again soon: a cheap check.
+		 * The guest cannot spare more now (unplug), or the memmap of
+		 * more memory would not fit (plug; logged there). Nothing
+		 * notifies us when memory frees up, so look again soon: a
+		 * cheap check.
 		 */
-		vmem_note_pressure(vm);
+		if (unplugging)
+			vmem_note_pressure(vm);
 		vm->backoff_ms = 0;
 		vmem_retry_in(vm, READ_ONCE(vmem_pressure_poll_ms));
 		break;

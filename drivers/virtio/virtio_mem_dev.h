@@ -19,6 +19,7 @@
 #include <linux/workqueue.h>
 
 #include "virtio_mem_blocks.h"
+#include "virtio_mem_budget.h"
 #include "virtio_mem_config.h"
 
 /**
@@ -29,6 +30,8 @@
  * @errors: ERROR answers and malformed answers
  * @add_failures: failed attempts to add a memory block
  * @pressure_stops: unplug steps held back to keep the guest's reserve
+ * @memmap_stops: times plugging paused because the memmap of more memory
+ *	would leave the kernel too little memory
  * @isolation_failures: online memory that could not be freed for unplug
  * @resyncs: re-synchronisations with the device after ERROR answers
  * @leaked: bytes taken from Linux for an unplug whose outcome is unknown
@@ -41,6 +44,7 @@ struct vmem_stats {
 	unsigned long errors;
 	unsigned long add_failures;
 	unsigned long pressure_stops;
+	unsigned long memmap_stops;
 	unsigned long isolation_failures;
 	unsigned long resyncs;
 	u64 leaked;
@@ -77,8 +81,9 @@ struct vmem_region {
  *
  * @plug and @unplug return 0 when done, -EINTR when the configuration
  * changed meanwhile, -ENOSPC when they must wait for an event (onlining,
- * offlining, a configuration change), -ENOBUFS when unplugging more would
- * leave the guest short of memory, or an error to retry after a backoff.
+ * offlining, a configuration change), -ENOBUFS when unplugging more, or
+ * the memmap of more memory, would leave the guest short of memory, or an
+ * error to retry after a backoff.
  */
 struct vmem_mode_ops {
 	const char *name;
@@ -112,6 +117,12 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @sb_size: sub-block size: max(device block, pageblock); in big-block
  *	mode, the memory block size (one "sub-block" per memory block)
  * @mbs_per_bb: memory blocks per device block in big-block mode, else 1
+ * @self_host: add memory blocks with their memmap inside (sub-block mode,
+ *	memmap_on_memory parameter)
+ * @self_host_ok: the kernel did so at least once
+ * @self_host_off: the kernel refused: it was not booted with
+ *	memory_hotplug.memmap_on_memory=1
+ * @memmap_units: sub-blocks a self-hosted memmap occupies, from the first
  * @first_mb: id of the first memory block fully inside the region
  * @usable_mbs: memory blocks fully inside the usable region
  * @sbm: sub-block bookkeeping
@@ -134,8 +145,7 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @unplug_all: memory left plugged by someone else must be unplugged first
  * @adopt: a previous driver instance left memory of the region added
  * @backoff_ms: current retry delay, 0 when not backing off
- * @waiting_online: stopped adding memory until some gets onlined
- * @warned_offline: the offline cap message was logged for this wait
+ * @plug_wait: why adding memory waits, if it does
  * @warned_mismatch: plugged size mismatch was reported
  * @warned_pressure: the unplug pause for memory pressure was reported
  * @stats: counters
@@ -167,6 +177,10 @@ struct vmem {
 	u64 mb_size;
 	u64 sb_size;
 	unsigned long mbs_per_bb;
+	bool self_host;
+	bool self_host_ok;
+	bool self_host_off;
+	unsigned long memmap_units;
 	unsigned long first_mb;
 	unsigned long usable_mbs;
 	struct vmem_sbm sbm;
@@ -187,8 +201,7 @@ struct vmem {
 	bool unplug_all;
 	bool adopt;
 	unsigned int backoff_ms;
-	bool waiting_online;
-	bool warned_offline;
+	enum vmem_plug_wait plug_wait;
 	bool warned_mismatch;
 	bool warned_pressure;
 
@@ -212,6 +225,8 @@ extern unsigned int vmem_req_timeout_s;
 extern bool vmem_unplug_online;
 extern unsigned int vmem_unplug_reserve_mb;
 extern unsigned int vmem_pressure_poll_ms;
+extern unsigned int vmem_kernel_reserve_mb;
+extern bool vmem_memmap_on_memory;
 void vmem_debugfs_init(void);
 void vmem_debugfs_exit(void);
 int vmem_sysfs_add(struct vmem *vm);
@@ -243,6 +258,12 @@ bool vmem_mm_sb_in_use(struct vmem *vm, unsigned long sb);
 void vmem_mm_stop_transitions(struct vmem *vm);
 bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages);
 long vmem_mm_reserve_pages(void);
+unsigned long vmem_mm_free_kernel_pages(void);
+unsigned long vmem_mm_kernel_reserve_pages(void);
+unsigned long vmem_mm_memmap_pages(struct vmem *vm);
+unsigned long vmem_mm_memmap_cost(struct vmem *vm);
+int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb);
+bool vmem_mm_mb_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
@@ -256,8 +277,7 @@ int vmem_unplug_run(struct vmem *vm, unsigned long first, unsigned long nr,
 		    unsigned long *done);
 void vmem_unplug_settle(struct vmem *vm, unsigned long first, unsigned long nr,
 			int rc);
-unsigned long vmem_offline_budget(struct vmem *vm);
-void vmem_note_offline_wait(struct vmem *vm, bool waiting);
+unsigned long vmem_add_budget(struct vmem *vm, int *rc);
 
 /* System sleep (virtio_mem_pm.c). */
 int vmem_pm_register(struct vmem *vm);

@@ -73,7 +73,7 @@ static void vmem_live_settle(struct kunit *test, struct virtio_device *vdev)
 			break;
 		msleep(100);
 	}
-	if (READ_ONCE(vm->waiting_online))
+	if (READ_ONCE(vm->plug_wait) == VMEM_WAIT_ONLINE)
 		kunit_skip(test, "%s: waiting for memory to be onlined",
 			   dev_name(&vdev->dev));
 	KUNIT_FAIL(test, "%s: plugged %llu of %llu requested bytes after %u ms",

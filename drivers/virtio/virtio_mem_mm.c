@@ -196,9 +196,10 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
  * device discards it. It then either unplugs them and calls
  * vmem_mm_retire_pages(), or gives them back with vmem_mm_return_pages().
  *
- * Return: 0; -ENOBUFS if taking the range would leave the guest short of
- * memory (see vmem_mm_headroom_ok()); -ENOMEM if the memory could not be
- * freed.
+ * The caller checked the headroom (vmem_mm_headroom_ok()) first, once for
+ * all it is about to take.
+ *
+ * Return: 0, or -ENOMEM if the memory could not be freed.
  */
 int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
 		       unsigned long nr)
@@ -206,8 +207,6 @@ int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
 	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
 	unsigned long nr_pages = nr * vmem_sb_pages(vm);
 
-	if (!vmem_mm_headroom_ok(vm, nr_pages))
-		return -ENOBUFS;
 	if (alloc_contig_range(pfn, pfn + nr_pages, MIGRATE_MOVABLE,
 			       GFP_KERNEL | __GFP_NOWARN)) {
 		vm->stats.isolation_failures++;
@@ -242,6 +241,72 @@ bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages)
 long vmem_mm_reserve_pages(void)
 {
 	return (long)READ_ONCE(vmem_unplug_reserve_mb) << (20 - PAGE_SHIFT);
+}
+
+/**
+ * vmem_mm_free_kernel_pages() - free memory the kernel can allocate from
+ *
+ * Memory outside ZONE_MOVABLE: the memmap of added memory, page tables and
+ * kernel allocations come from there. Pages below a zone's high watermark
+ * do not count: the kernel keeps those for itself.
+ *
+ * Return: free pages of all zones but ZONE_MOVABLE, above their watermark.
+ */
+unsigned long vmem_mm_free_kernel_pages(void)
+{
+	unsigned long sum = 0, free, low;
+	struct zone *zone;
+	int nid, z;
+
+	for_each_online_node(nid) {
+		for (z = 0; z < MAX_NR_ZONES; z++) {
+			zone = &NODE_DATA(nid)->node_zones[z];
+			if (z == ZONE_MOVABLE || !populated_zone(zone))
+				continue;
+			free = zone_page_state(zone, NR_FREE_PAGES);
+			low = high_wmark_pages(zone);
+			if (free > low)
+				sum += free - low;
+		}
+	}
+	return sum;
+}
+
+/**
+ * vmem_mm_kernel_reserve_pages() - free kernel memory adding must leave
+ *
+ * Return: kernel_reserve_mb in pages.
+ */
+unsigned long vmem_mm_kernel_reserve_pages(void)
+{
+	return (unsigned long)READ_ONCE(vmem_kernel_reserve_mb) <<
+	       (20 - PAGE_SHIFT);
+}
+
+/**
+ * vmem_mm_memmap_pages() - size of the memmap of one memory block
+ * @vm: the device
+ *
+ * Return: pages its struct pages take.
+ */
+unsigned long vmem_mm_memmap_pages(struct vmem *vm)
+{
+	return DIV_ROUND_UP(PHYS_PFN(vm->mb_size) * sizeof(struct page),
+			    PAGE_SIZE);
+}
+
+/**
+ * vmem_mm_memmap_cost() - memmap adding one memory block takes from Linux
+ * @vm: the device
+ *
+ * Return: pages of memory the guest already has; none once blocks are
+ * known to hold their own memmap (vmem_mm_add_self_hosted()).
+ */
+unsigned long vmem_mm_memmap_cost(struct vmem *vm)
+{
+	if (vm->self_host && READ_ONCE(vm->self_host_ok))
+		return 0;
+	return vmem_mm_memmap_pages(vm);
 }
 
 /**
@@ -327,6 +392,9 @@ bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
 
 	if (!vmem_mm_mb_movable(vm, mb))
 		return false;
+	/* Its own memmap goes with it. */
+	if (vmem_mm_mb_self_hosted(vm, mb))
+		pfn += vmem_mm_memmap_pages(vm);
 	while (pfn < end) {
 		struct page *page = pfn_to_page(pfn);
 
@@ -391,7 +459,7 @@ static void vmem_transition_done(struct vmem *vm)
 {
 	wake_up(&vm->transition_wq);
 	if (READ_ONCE(vm->plugged) != READ_ONCE(vm->cfg.requested_size) ||
-	    READ_ONCE(vm->waiting_online))
+	    READ_ONCE(vm->plug_wait) == VMEM_WAIT_ONLINE)
 		vmem_queue_work(vm);
 }
 
@@ -434,10 +502,14 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 
 	if (start < first || start - first >= vm->sbm.nr_mbs * vm->mb_size)
 		return NOTIFY_OK;
-	/* The core notifies one memory block at a time. */
-	if (WARN_ON_ONCE(PFN_PHYS(mhp->nr_pages) != vm->mb_size))
-		return NOTIFY_BAD;
+	/*
+	 * The core notifies one memory block at a time; of a block that
+	 * holds its memmap, the part after the memmap.
+	 */
 	mb = div64_u64(start - first, vm->mb_size);
+	if (WARN_ON_ONCE(start + PFN_PHYS(mhp->nr_pages) !=
+			 vmem_mb_addr(vm, mb + 1)))
+		return NOTIFY_BAD;
 
 	mutex_lock(&vm->hp_lock);
 	state = vmem_sbm_state(&vm->sbm, mb);
@@ -518,6 +590,42 @@ void vmem_mm_stop_transitions(struct vmem *vm)
 		   !READ_ONCE(vm->sbm.count[VMEM_MB_OFFLINING]));
 }
 
+static int vmem_mm_add_flags(struct vmem *vm, unsigned long mb,
+			     unsigned long nr, mhp_t flags)
+{
+	unsigned long i;
+	int rc;
+
+	/* The notifier updates other blocks' states meanwhile: lock. */
+	mutex_lock(&vm->hp_lock);
+	for (i = 0; i < nr; i++)
+		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_OFFLINE);
+	mutex_unlock(&vm->hp_lock);
+	rc = add_memory_driver_managed(vm->mgid, vmem_mb_addr(vm, mb),
+				       nr * vm->mb_size, vmem_ram_name,
+				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID |
+				       flags);
+	if (rc) {
+		mutex_lock(&vm->hp_lock);
+		for (i = 0; i < nr; i++)
+			vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_UNUSED);
+		mutex_unlock(&vm->hp_lock);
+	} else {
+		trace_virtio_mem_memory_added(dev_name(&vm->vdev->dev),
+					      vmem_mb_addr(vm, mb),
+					      nr * vm->mb_size);
+	}
+	return rc;
+}
+
+static void vmem_mm_add_failed(struct vmem *vm, unsigned long mb, int rc)
+{
+	vm->stats.add_failures++;
+	dev_warn_ratelimited(&vm->vdev->dev,
+			     "adding memory at 0x%llx failed: %d\n",
+			     vmem_mb_addr(vm, mb), rc);
+}
+
 /**
  * vmem_mm_add() - add memory blocks to Linux as driver-managed RAM
  * @vm: the device
@@ -531,32 +639,75 @@ void vmem_mm_stop_transitions(struct vmem *vm)
  */
 int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
 {
-	unsigned long i;
+	int rc = vmem_mm_add_flags(vm, mb, nr, 0);
+
+	if (rc)
+		vmem_mm_add_failed(vm, mb, rc);
+	return rc;
+}
+
+/**
+ * vmem_mm_add_self_hosted() - add one memory block that holds its memmap
+ * @vm: the device
+ * @mb: the memory block, VMEM_MB_UNUSED, its first vm->memmap_units
+ *	sub-blocks (at least) plugged
+ *
+ * With memmap_on_memory, the struct pages of the block live in its first
+ * pages instead of in memory the guest already has. The kernel offers it
+ * only when booted with memory_hotplug.memmap_on_memory=1, and refuses the
+ * request (-EINVAL) otherwise: then the driver stops asking.
+ *
+ * Return: 0; -EOPNOTSUPP when the kernel does not offer it (add the block
+ * with vmem_mm_add() instead); or the error of add_memory_driver_managed().
+ */
+int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb)
+{
 	int rc;
 
-	/* The notifier updates other blocks' states meanwhile: lock. */
-	mutex_lock(&vm->hp_lock);
-	for (i = 0; i < nr; i++)
-		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_OFFLINE);
-	mutex_unlock(&vm->hp_lock);
-	rc = add_memory_driver_managed(vm->mgid, vmem_mb_addr(vm, mb),
-				       nr * vm->mb_size, vmem_ram_name,
-				       MHP_MERGE_RESOURCE | MHP_NID_IS_MGID);
-	if (rc) {
-		vm->stats.add_failures++;
-		mutex_lock(&vm->hp_lock);
-		for (i = 0; i < nr; i++)
-			vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_UNUSED);
-		mutex_unlock(&vm->hp_lock);
-		dev_warn_ratelimited(&vm->vdev->dev,
-				     "adding memory at 0x%llx failed: %d\n",
-				     vmem_mb_addr(vm, mb), rc);
-	} else {
-		trace_virtio_mem_memory_added(dev_name(&vm->vdev->dev),
-					      vmem_mb_addr(vm, mb),
-					      nr * vm->mb_size);
+	if (vm->self_host_off)
+		return -EOPNOTSUPP;
+	rc = vmem_mm_add_flags(vm, mb, 1, MHP_MEMMAP_ON_MEMORY);
+	if (rc == -EINVAL && !vm->self_host_ok) {
+		vm->self_host_off = true;
+		dev_info(&vm->vdev->dev,
+			 "the kernel does not place memmaps in added memory (boot with memory_hotplug.memmap_on_memory=1 for that): they come from boot memory\n");
+		return -EOPNOTSUPP;
 	}
-	return rc;
+	if (rc) {
+		vmem_mm_add_failed(vm, mb, rc);
+		return rc;
+	}
+	if (!vm->self_host_ok)
+		dev_info(&vm->vdev->dev,
+			 "memmap_on_memory: added memory holds its own memmap\n");
+	WRITE_ONCE(vm->self_host_ok, true);
+	return 0;
+}
+
+/**
+ * vmem_mm_mb_self_hosted() - whether an added memory block holds its memmap
+ * @vm: the device
+ * @mb: memory block, added (not VMEM_MB_UNUSED nor VMEM_MB_REMOVING)
+ *
+ * Asks the page tables where the block's first struct page lives, which
+ * also tells about blocks a previous driver instance added. Its memmap
+ * sub-blocks must stay plugged until the block is removed.
+ *
+ * Return: true if the memmap of @mb lies inside @mb.
+ */
+bool vmem_mm_mb_self_hosted(struct vmem *vm, unsigned long mb)
+{
+#ifdef CONFIG_X86
+	u64 start = vmem_mb_addr(vm, mb);
+	phys_addr_t phys;
+
+	if (!pfn_valid(PHYS_PFN(start)))
+		return false;
+	phys = slow_virt_to_phys(pfn_to_page(PHYS_PFN(start)));
+	return phys >= start && phys < start + vm->mb_size;
+#else
+	return false;
+#endif
 }
 
 struct vmem_offline_call {

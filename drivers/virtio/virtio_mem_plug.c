@@ -141,38 +141,60 @@ void vmem_unplug_settle(struct vmem *vm, unsigned long first, unsigned long nr,
 		vm->stats.leaked >> 20);
 }
 
-/**
- * vmem_offline_budget() - how many more memory blocks may be added now
- * @vm: the device
- *
- * Memory nobody onlines is of no use, and each added block costs memory for
- * its memmap: stop at offline_limit_mb of offline memory.
- *
- * Return: the number of memory blocks.
+/*
+ * Record why plugging waits, for sysfs; log it once per wait, and count
+ * the waits for memory.
  */
-unsigned long vmem_offline_budget(struct vmem *vm)
+static void vmem_note_plug_wait(struct vmem *vm, enum vmem_plug_wait wait,
+				unsigned long free)
 {
-	u64 limit = (u64)READ_ONCE(vmem_offline_limit_mb) << 20;
-	u64 offline = vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size;
+	enum vmem_plug_wait was = vm->plug_wait;
 
-	if (offline >= limit)
-		return 0;
-	return div64_u64(limit - offline, vm->mb_size);
-}
-
-/**
- * vmem_note_offline_wait() - record whether adding waits for onlining
- * @vm: the device
- * @waiting: adding stopped at the offline cap
- *
- * Logs once per wait, not once per attempt.
- */
-void vmem_note_offline_wait(struct vmem *vm, bool waiting)
-{
-	WRITE_ONCE(vm->waiting_online, waiting);
-	if (waiting && !vm->warned_offline)
+	WRITE_ONCE(vm->plug_wait, wait);
+	if (wait == was)
+		return;
+	if (wait == VMEM_WAIT_ONLINE)
 		dev_info(&vm->vdev->dev,
 			 "%llu MiB added but offline: waiting for it to be onlined (see auto_online_blocks)\n",
 			 (vm->sbm.count[VMEM_MB_OFFLINE] * vm->mb_size) >> 20);
-	vm->warned_offline = waiting;
+	if (wait != VMEM_WAIT_MEMMAP)
+		return;
+	vm->stats.memmap_stops++;
+	dev_info(&vm->vdev->dev,
+		 "plugging paused: the memmap of %llu MiB more would leave less than %u MiB free outside ZONE_MOVABLE (%lu MiB free); resuming once memory frees up\n",
+		 (vm->mbs_per_bb * vm->mb_size) >> 20,
+		 READ_ONCE(vmem_kernel_reserve_mb), free >> (20 - PAGE_SHIFT));
+}
+
+/**
+ * vmem_add_budget() - how many more memory blocks may be added now
+ * @vm: the device
+ * @rc: set to 0, or, when not even one device block may be added, to
+ *	-ENOSPC (wait for onlining) or -ENOBUFS (wait for free memory)
+ *
+ * Two caps: memory added but left offline is of no use (offline_limit_mb,
+ * never less than one device block), and the memmap of added memory must
+ * leave kernel_reserve_mb free outside ZONE_MOVABLE.
+ *
+ * Return: the number of memory blocks.
+ */
+unsigned long vmem_add_budget(struct vmem *vm, int *rc)
+{
+	u64 limit = (u64)READ_ONCE(vmem_offline_limit_mb) << 20;
+	unsigned long free = vmem_mm_free_kernel_pages();
+	unsigned long offline, memmap;
+	enum vmem_plug_wait wait = VMEM_WAIT_NONE;
+
+	offline = vmem_offline_cap(limit, vm->sbm.count[VMEM_MB_OFFLINE],
+				   vm->mb_size, vm->mbs_per_bb);
+	memmap = vmem_memmap_cap(free, vmem_mm_kernel_reserve_pages(),
+				 vmem_mm_memmap_cost(vm));
+	if (offline < vm->mbs_per_bb)
+		wait = VMEM_WAIT_ONLINE;
+	else if (memmap < vm->mbs_per_bb)
+		wait = VMEM_WAIT_MEMMAP;
+	vmem_note_plug_wait(vm, wait, free);
+	*rc = wait == VMEM_WAIT_ONLINE ? -ENOSPC :
+	      wait == VMEM_WAIT_MEMMAP ? -ENOBUFS : 0;
+	return min(offline, memmap);
 }

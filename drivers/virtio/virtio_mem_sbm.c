@@ -23,12 +23,28 @@ static int vmem_sbm_init_dev(struct vmem *vm)
 	vm->sb_size = max_t(u64, vm->cfg.block_size,
 			    PFN_PHYS(pageblock_nr_pages));
 	vm->mbs_per_bb = 1;
+	vm->self_host = READ_ONCE(vmem_memmap_on_memory);
+	vm->memmap_units = DIV_ROUND_UP(vmem_mm_memmap_pages(vm),
+					vmem_sb_pages(vm));
 	return vmem_geometry_init(vm);
 }
 
 /*
+ * Sub-blocks at the start of memory block @mb that hold its memmap (it was
+ * added with memmap_on_memory): they stay plugged until it is removed.
+ */
+static unsigned long vmem_sbm_memmap_units(struct vmem *vm, unsigned long mb)
+{
+	enum vmem_mb_state state = vmem_sbm_state(&vm->sbm, mb);
+
+	if (state == VMEM_MB_UNUSED || state == VMEM_MB_REMOVING)
+		return 0;
+	return vmem_mm_mb_self_hosted(vm, mb) ? vm->memmap_units : 0;
+}
+
+/*
  * Unplug up to *todo plugged sub-blocks of a memory block that Linux does
- * not use (offline, or not added), highest first.
+ * not use (offline, or not added), highest first, never its memmap.
  */
 static int vmem_sbm_unplug_unused_mb(struct vmem *vm, unsigned long mb,
 				     unsigned long *todo)
@@ -38,6 +54,7 @@ static int vmem_sbm_unplug_unused_mb(struct vmem *vm, unsigned long mb,
 	unsigned long start, nr, done;
 	int rc = 0;
 
+	first += vmem_sbm_memmap_units(vm, mb);
 	while (*todo && sb > first) {
 		/* Find the last plugged run below sb. */
 		if (!vmem_sbm_find_run(&vm->sbm, first, sb, true, &start, &nr))
@@ -72,6 +89,8 @@ static int vmem_sbm_unplug_online_run(struct vmem *vm, unsigned long sb,
 	unsigned long done, i;
 	int rc;
 
+	if (!vmem_mm_headroom_ok(vm, nr * vmem_sb_pages(vm)))
+		return -ENOBUFS;
 	rc = vmem_mm_take_pages(vm, sb, nr);
 	if (rc)
 		return rc;
@@ -93,23 +112,26 @@ static int vmem_sbm_unplug_online_run(struct vmem *vm, unsigned long sb,
 }
 
 /*
- * Unplug up to *todo sub-blocks of online memory block @mb. Sub-blocks whose
- * memory cannot be freed are skipped; returns -ENOMEM if any was.
+ * Unplug up to *todo sub-blocks of online memory block @mb, never its
+ * memmap. Sub-blocks whose memory cannot be freed are skipped; returns
+ * -ENOMEM if any was.
  */
 static int vmem_sbm_unplug_online_mb(struct vmem *vm, unsigned long mb,
 				     unsigned long *todo)
 {
-	unsigned long spm = vm->sbm.sbs_per_mb;
-	unsigned long first = vmem_sbm_index(&vm->sbm, mb, 0);
+	unsigned long memmap = vmem_sbm_memmap_units(vm, mb);
+	unsigned long nr = vm->sbm.sbs_per_mb - memmap;
+	unsigned long first = vmem_sbm_index(&vm->sbm, mb, memmap);
 	unsigned long sb;
 	bool skipped = false;
 	int rc;
 
 	/* A whole block in one go is the fast path when it is idle. */
-	if (*todo >= spm && vmem_sbm_plugged_in_mb(&vm->sbm, mb) == spm) {
-		rc = vmem_sbm_unplug_online_run(vm, first, spm);
+	if (*todo >= nr &&
+	    vmem_sbm_plugged_in_mb(&vm->sbm, mb) == vm->sbm.sbs_per_mb) {
+		rc = vmem_sbm_unplug_online_run(vm, first, nr);
 		if (!rc) {
-			*todo -= spm;
+			*todo -= nr;
 			return 0;
 		}
 		/* Busy or short of memory as a whole: maybe in parts. */
@@ -117,7 +139,7 @@ static int vmem_sbm_unplug_online_mb(struct vmem *vm, unsigned long mb,
 			return rc;
 	}
 
-	for (sb = first + spm; *todo && sb-- > first;) {
+	for (sb = first + nr; *todo && sb-- > first;) {
 		if (!test_bit(sb, vm->sbm.plugged))
 			continue;
 		if (vmem_restart_pending(vm))
@@ -134,12 +156,22 @@ static int vmem_sbm_unplug_online_mb(struct vmem *vm, unsigned long mb,
 	return skipped ? -ENOMEM : 0;
 }
 
-/* Remove memory block @mb if none of it is plugged any more. */
-static int vmem_sbm_remove_if_empty(struct vmem *vm, unsigned long mb)
+/*
+ * Remove memory block @mb once nothing of it is plugged but its memmap,
+ * then unplug that, if *todo asks for that much.
+ */
+static int vmem_sbm_remove_if_empty(struct vmem *vm, unsigned long mb,
+				    unsigned long *todo)
 {
-	if (vmem_sbm_plugged_in_mb(&vm->sbm, mb))
+	unsigned long memmap = vmem_sbm_memmap_units(vm, mb);
+	int rc;
+
+	if (vmem_sbm_plugged_in_mb(&vm->sbm, mb) > memmap || *todo < memmap)
 		return 0;
-	return vmem_mm_remove(vm, mb, 1);
+	rc = vmem_mm_remove(vm, mb, 1);
+	if (rc || !memmap)
+		return rc;
+	return vmem_sbm_unplug_unused_mb(vm, mb, todo);
 }
 
 /*
@@ -220,7 +252,7 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
 	mutex_unlock(&vm->hp_lock);
 
 	if (vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_UNUSED) {
-		int rc_rm = vmem_sbm_remove_if_empty(vm, mb);
+		int rc_rm = vmem_sbm_remove_if_empty(vm, mb, todo);
 
 		if (!rc)
 			rc = rc_rm;
@@ -323,7 +355,12 @@ static int vmem_sbm_add_mbs(struct vmem *vm, unsigned long mb,
 	for (; nr; mb++, nr--) {
 		if (!vmem_sbm_plugged_in_mb(&vm->sbm, mb))
 			continue;
-		rc = vmem_mm_add(vm, mb, 1);
+		rc = -EOPNOTSUPP;
+		if (vm->self_host &&
+		    vmem_sbm_test(&vm->sbm, mb, 0, vm->memmap_units, true))
+			rc = vmem_mm_add_self_hosted(vm, mb);
+		if (rc == -EOPNOTSUPP)
+			rc = vmem_mm_add(vm, mb, 1);
 		if (rc)
 			break;
 	}
@@ -341,10 +378,9 @@ static int vmem_sbm_plug_new(struct vmem *vm, unsigned long *todo)
 	int rc, rc_add;
 
 	while (*todo) {
-		budget = vmem_offline_budget(vm);
-		vmem_note_offline_wait(vm, !budget);
-		if (!budget)
-			return -ENOSPC;
+		budget = vmem_add_budget(vm, &rc);
+		if (rc)
+			return rc;
 		if (vmem_restart_pending(vm))
 			return -EINTR;
 		if (!vmem_sbm_find_state(&vm->sbm, 0, vm->usable_mbs,
@@ -383,8 +419,8 @@ static int vmem_sbm_plug_new(struct vmem *vm, unsigned long *todo)
  * ones), then plugs and adds new memory blocks, lowest address first.
  *
  * Return: 0 when done; -ENOSPC when no more memory can be added now (offline
- * cap, no usable memory block left); -EINTR on a configuration change; else
- * the request or add error.
+ * cap, no usable memory block left); -ENOBUFS when the memmap of more would
+ * not fit; -EINTR on a configuration change; else the request or add error.
  */
 static int vmem_sbm_plug(struct vmem *vm, u64 size)
 {

@@ -109,12 +109,30 @@ module_param_cb(pressure_poll_ms, &vmem_uint_param_ops,
 MODULE_PARM_DESC(pressure_poll_ms,
 		 "While unplug waits for memory to free up, check this often, in ms [100..60000]");
 
+unsigned int vmem_kernel_reserve_mb = 128;
+VMEM_PARAM(vmem_kernel_reserve_mb, 16, 1048576);
+module_param_cb(kernel_reserve_mb, &vmem_uint_param_ops,
+		&vmem_kernel_reserve_mb_param, 0644);
+MODULE_PARM_DESC(kernel_reserve_mb,
+		 "Stop adding memory while its memmap would leave less than this much free outside ZONE_MOVABLE, in MiB [16..1048576]");
+
+bool vmem_memmap_on_memory = true;
+module_param_named(memmap_on_memory, vmem_memmap_on_memory, bool, 0444);
+MODULE_PARM_DESC(memmap_on_memory,
+		 "In sub-block mode, place the memmap of added memory in that memory when the kernel allows it (memory_hotplug.memmap_on_memory=1)");
+
 /* --- sysfs --- */
 
 static struct vmem *vmem_from_dev(struct device *dev)
 {
 	return dev_to_virtio(dev)->priv;
 }
+
+static const char * const vmem_plug_wait_names[] = {
+	[VMEM_WAIT_NONE] = "none",
+	[VMEM_WAIT_ONLINE] = "onlining",
+	[VMEM_WAIT_MEMMAP] = "memmap",
+};
 
 #define VMEM_ATTR(name, fmt, expr)					\
 static ssize_t name##_show(struct device *dev,				\
@@ -154,6 +172,8 @@ VMEM_ATTR(isolation_failures, "%lu",
 	  READ_ONCE(vm->stats.isolation_failures));
 VMEM_ATTR(pressure_stops, "%lu", READ_ONCE(vm->stats.pressure_stops));
 VMEM_ATTR(resyncs, "%lu", READ_ONCE(vm->stats.resyncs));
+VMEM_ATTR(memmap_stops, "%lu", READ_ONCE(vm->stats.memmap_stops));
+VMEM_ATTR(plug_wait, "%s", vmem_plug_wait_names[READ_ONCE(vm->plug_wait)]);
 VMEM_ATTR(leaked_size, "%llu", READ_ONCE(vm->stats.leaked));
 
 static struct attribute *vmem_attrs[] = {
@@ -179,6 +199,8 @@ static struct attribute *vmem_attrs[] = {
 	&dev_attr_isolation_failures.attr,
 	&dev_attr_pressure_stops.attr,
 	&dev_attr_resyncs.attr,
+	&dev_attr_memmap_stops.attr,
+	&dev_attr_plug_wait.attr,
 	&dev_attr_leaked_size.attr,
 	NULL,
 };

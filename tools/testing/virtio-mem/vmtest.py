@@ -468,6 +468,10 @@ class MemDevice:
     # the guest; created when QEMU starts, removed when it stops.
     # host_allocated() says how much of it the host backs.
     host_file: str = None
+    # False: no swap space reserved for the backend (reserve=off), so that
+    # a device larger than the host's memory can start; only what the
+    # guest touches is backed.
+    reserve: bool = True
 
     def qemu_args(self):
         mem = f'mem-{self.id}'
@@ -489,6 +493,8 @@ class MemDevice:
             # Shared: a guest read of a page never written allocates it in
             # the file, where a private mapping would map the zero page.
             obj += f',mem-path={self.host_file},share=on'
+        if not self.reserve:
+            obj += ',reserve=off'
         return ['-object', obj, '-device', ','.join(dev)]
 
     def host_allocated(self):

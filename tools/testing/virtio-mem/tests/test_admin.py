@@ -121,6 +121,11 @@ BAD_PARAMS = [
      r'virtio_mem: backoff_max_ms=0 is out of range \[\d+, \d+\]'),
     ('offline_limit_mb=abc',
      r"virtio_mem: offline_limit_mb\b.*abc.*not a number"),
+    ('kernel_reserve_mb=8',
+     r'virtio_mem: kernel_reserve_mb=8 is out of range \[\d+, \d+\]'),
+    # The kernel's own bool parser, and its message.
+    ('memmap_on_memory=maybe',
+     r"virtio_mem: `maybe' invalid for parameter `memmap_on_memory'"),
 ]
 
 

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Growing a small guest far (issue 10): 512 MiB of boot memory, one
+32 GiB device, asked for all of it (64x).
+
+Every 128 MiB added needs 2 MiB of memmap (4 KiB pages, 64-byte struct
+page). Without memmap_on_memory it comes from the guest's boot memory,
+outside ZONE_MOVABLE, where the kernel also allocates everything else:
+32 GiB would need 512 MiB of it, more than the guest has. The driver must
+stop before that, say so, and keep the guest healthy. With the kernel's
+memory_hotplug.memmap_on_memory=1, each memory block holds its own
+memmap, and the guest grows to 32 GiB.
+"""
+
+import re
+
+import pytest
+
+from steps import OOM_RE, Memfill, assert_no_oom, wait_equal, wait_settled
+from vmtest import GiB, KiB, MiB, MemDevice, fmt_size
+
+DEVICE = 32 * GiB
+BLOCK = 128 * MiB
+MEMMAP_PER_BLOCK = 2 * MiB
+# What the workload writes once grown: more than the boot memory, so that
+# the added memory is used.
+WORKLOAD_MB = 2048
+SELF_HOSTED = 'added memory holds its own memmap'
+PAUSED_RE = r'plugging paused: the memmap of \d+ MiB more would leave'
+
+
+def boot(make_guest, memmap_on_memory):
+    cmdline = 'memory_hotplug.memmap_on_memory=1' if memmap_on_memory \
+        else ''
+    g = make_guest(mem='512M', maxmem='40G', cmdline=cmdline,
+                   devices=[MemDevice('vm0', size=DEVICE, reserve=False)],
+                   online='online_movable')
+    return g, g.memtotal()
+
+
+def assert_healthy(g, since):
+    """init answers, a user-space workload larger than the boot memory
+    fits and reads back intact, nothing was OOM-killed."""
+    g.check('echo alive')
+    w = Memfill(g, file_mb=WORKLOAD_MB, tag="grow")
+    w.start()
+    w.assert_intact()
+    w.remove_files()
+    assert_no_oom(g, since)
+
+
+def shrink_to_zero(g, base):
+    """Back to 0: QMP size 0, MemTotal at its boot value, no memory block
+    of the device left."""
+    g.set_requested('vm0', 0)
+    wait_equal(g, lambda: g.plugged_size('vm0'), 0, 'vm0 QMP size',
+               timeout=600)
+    wait_equal(g, g.memtotal, base, 'MemTotal back at boot', timeout=120)
+    wait_equal(g, lambda: g.device_blocks('vm0'), {}, 'vm0 memory blocks')
+    g.assert_log_clean()
+
+
+@pytest.mark.parametrize('memmap_on_memory', [True, False],
+                         ids=['memmap_on_memory', 'memmap_in_boot_memory'])
+def test_grow_64x(make_guest, ours_ko, memmap_on_memory):
+    g, base = boot(make_guest, memmap_on_memory)
+    since = g.log_mark()
+    g.set_requested('vm0', DEVICE)
+    if memmap_on_memory:
+        wait_equal(g, lambda: g.plugged_size('vm0'), DEVICE, 'vm0 QMP size',
+                   timeout=600)
+        # Each memory block's first 2 MiB hold its memmap, not in MemTotal.
+        blocks = DEVICE // BLOCK
+        want = (DEVICE - blocks * MEMMAP_PER_BLOCK) // KiB
+        wait_equal(g, lambda: g.memtotal() - base, want,
+                   'MemTotal growth (plugged minus the memmaps)')
+        assert SELF_HOSTED in g.console_log()[since:]
+        assert g.vmem_attr('vm0', 'plug_wait') == 'none'
+        assert g.vmem_attr('vm0', 'memmap_stops') == 0
+    else:
+        size = wait_settled(g, 'vm0', quiet=5.0, timeout=600)
+        log = g.console_log()[since:]
+        assert size < DEVICE, \
+            f'plugged all {fmt_size(DEVICE)}: the memmap came from nowhere?'
+        assert size >= 4 * GiB, \
+            f'stopped at {fmt_size(size)}: far too early for 512 MiB'
+        assert re.search(PAUSED_RE, log), \
+            f'no "plugging paused" line after {fmt_size(size)}'
+        assert g.vmem_attr('vm0', 'plug_wait') == 'memmap'
+        assert g.vmem_attr('vm0', 'memmap_stops') >= 1
+        wait_equal(g, lambda: g.memtotal() - base, size // KiB,
+                   'MemTotal growth == plugged size')
+        assert not OOM_RE.search(log)
+        g.timings.append((f'stopped at {fmt_size(size)}', 0.0))
+    assert_healthy(g, since)
+    shrink_to_zero(g, base)
