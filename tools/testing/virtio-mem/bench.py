@@ -9,13 +9,26 @@ the run (with the date, CPU, QEMU, kernel and driver source they come from)
 and the table are saved in bench-results/ next to this script, a plot in
 --out.
 
-Scenarios (1 GiB boot memory, one 8 GiB device, online_movable):
-  plug      0 -> 4 GiB
-  unplug    4 GiB -> 0 with the guest idle
-  fits      4 GiB -> 1 GiB while 1 GiB of tmpfs data must stay in the guest
-  no-fit    4 GiB -> 0 while 3 GiB of tmpfs data must stay: how much gets
+Scenarios (--scenarios; 1 GiB boot memory, one 8 GiB device, online_movable
+unless said otherwise):
+  basic     plug 0 -> 4 GiB; unplug 4 GiB -> 0 with the guest idle; unplug
+            4 GiB -> 1 GiB while 1 GiB of tmpfs data must stay in the guest
+  nofit     4 GiB -> 0 while 3 GiB of tmpfs data must stay: how much gets
             unplugged, whether the guest survives, and once the data is
             deleted, how long until the device reaches 0 without host action
+  bigblock  plug 0 -> 4 GiB and unplug 4 GiB -> 0 (idle) with 2 GiB device
+            blocks, bigger than Linux's 128 MiB memory blocks
+  grow      512 MiB boot memory, one 32 GiB device (host memory backs only
+            what the guest touches), all of it requested at once: how far
+            the guest grows, how long it takes, and the guest afterwards
+            (a command answers; OOM killer messages in its kernel log;
+            MemAvailable; our driver's plug_wait and memmap_stops). The
+            memmap of 32 GiB (512 MiB) does not fit into the boot memory:
+            a driver has to stop in time or the guest runs out of memory.
+            Run twice per driver: as booted ("grow") and with
+            memory_hotplug.memmap_on_memory=1 ("grow mmom"), where that
+            memmap may live on the added memory (MemTotal then leaves it
+            out: 1/64 of what is added)
 
 Every timing ends when the guest shows the change: the device reports the
 new size over QMP and the guest's MemTotal is the boot value plus that size
@@ -24,9 +37,22 @@ CPU is the guest's system+irq time over the step (/proc/stat), which is
 where the driver's work runs; "paused" is that over 10 s of waiting in
 no-fit. A guest that dies (QEMU exits, e.g. after a panic) is recorded as
 such, with the panic message, and the table says so.
+
+grow: the time is until QMP shows 32 GiB and MemTotal the boot value plus
+that (or, with memmap_on_memory, minus the memmap). A growth that stops
+short instead ends when neither the device's size nor MemTotal changed for
+GROW_QUIET seconds (longer than the in-tree driver's retry after a failure
+to add memory); the table then says where it stopped and why ("stopped at
+14.5 GiB (memmap)": our driver's plug_wait), or what became of the guest:
+"OOM" (OOM killer messages, the guest still answers), "guest died" (QEMU
+exited, e.g. after a panic), "guest hung" (no answer), "commands fail"
+(answers without output: the OOM killer took them). "growth stopped after"
+is the time of the device's last size change (QMP), CPU the guest's time
+until MemTotal showed its last value.
 """
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import json
@@ -47,8 +73,20 @@ RESULTS_DIR = os.path.join(HERE, 'bench-results')
 STEP_TIMEOUT = 300
 NOFIT_SETTLE_MAX = 60     # s to wait for the no-fit unplug to stop
 RESUME_CAP = 120          # s to wait for the unplug to finish once freed
+GROW_SIZE = 32 * GiB      # the grow scenario's device and request
+# s without growth: the driver has stopped. Longer than the in-tree
+# driver's wait before it tries again after failing to add memory (50 s).
+GROW_QUIET = 60.0
+GROW_LIMIT = 1200         # s to follow the growth at most
+GROW_CMD_TIMEOUT = 60     # s for a guest command while it grows
+# The grow scenario runs twice per driver: as booted, and with the memmap
+# of hotplugged memory on that memory itself ("mmom" in the table).
+MMOM = 'memory_hotplug.memmap_on_memory=1'
+GROW_VARIANTS = (('grow', ''), ('grow_mmom', MMOM))
+MEMMAP_RATIO = 64          # bytes of memory per byte of its memmap
+OOM_RE = re.compile(r'Out of memory|Killed process|invoked oom-killer')
 DRIVERS = ('ref', 'ours')
-SCENARIOS = ('basic', 'nofit')
+SCENARIOS = ('basic', 'nofit', 'bigblock', 'grow')
 
 
 def guest_cpu(g):
@@ -191,57 +229,374 @@ def run_nofit(module, rep):
     return r
 
 
-ROWS = [
+def run_bigblock(module, rep):
+    """plug and idle unplug with 2 GiB device blocks (bigger than Linux's
+    128 MiB memory blocks): one boot."""
+    r = {}
+    g = Guest(devices=[MemDevice('vm0', size='8G', block_size='2G')],
+              module=module, online='online_movable',
+              name=f'bench-bigblock-{module}-{rep}')
+    try:
+        g.start()
+        r['bigblock_boot_s'] = g.boot_time
+        base = g.memtotal()
+        r['bigblock_plug_s'], r['bigblock_plug_cpu_s'] = \
+            resize(g, 4 * GiB, base)
+        r['bigblock_unplug_s'], r['bigblock_unplug_cpu_s'] = \
+            resize(g, 0, base)
+        r['bigblock_log_clean'] = not g.log_problems()
+    except GuestDied as e:
+        r.update({f'bigblock_{k}': v for k, v in death(g, e).items()})
+    except GuestError as e:
+        r['bigblock_error'] = str(e).splitlines()[0]
+    finally:
+        g.stop()
+    r['bigblock_console'] = g.console_path
+    return r
+
+
+def gib(nbytes):
+    """Bytes as GiB, rounded for the table and the raw results."""
+    return round(nbytes / GiB, 3)
+
+
+def gib_text(nbytes):
+    return f'{nbytes / GiB:.2f}'.rstrip('0').rstrip('.')
+
+
+class NoAnswer(GuestError):
+    """A guest command ended without its answer (in a guest out of
+    memory: the OOM killer took it, or what prints its output)."""
+
+
+def ask(g, cmd, parse, timeout=GROW_CMD_TIMEOUT):
+    """parse(output) of a guest command; NoAnswer if it failed or its
+    output does not parse."""
+    rc, out = g.run(cmd, timeout)
+    try:
+        if rc != 0:
+            raise ValueError(f'rc={rc}')
+        return parse(out)
+    except (ValueError, IndexError, KeyError) as e:
+        raise NoAnswer(f'guest command {cmd!r}: no answer ({e}); output '
+                       f'{out[-200:]!r}') from None
+
+
+def cpu_memtotal(out):
+    """(guest CPU as guest_cpu(), MemTotal kB) from 'head -n1 /proc/stat;
+    grep ^MemTotal: /proc/meminfo'."""
+    stat, mt = out.splitlines()[-2:]
+    f = stat.split()
+    if f[0] != 'cpu' or not mt.startswith('MemTotal:'):
+        raise ValueError('garbled')
+    return (int(f[3]) + int(f[6]) + int(f[7])) / 100.0, int(mt.split()[1])
+
+
+def said_alive(out):
+    if out.split()[:1] != ['alive']:
+        raise ValueError('not alive')
+
+
+def follow_growth(g, base_kb, t0, seen, mmom):
+    """Follow the growth to GROW_SIZE requested at t0.
+
+    The device's size over QMP is polled (host side: no guest CPU time);
+    MemTotal only once that size stood still for a second or reached
+    GROW_SIZE. Returns 'reached' as soon as QMP shows GROW_SIZE and MemTotal
+    is base_kb plus that (with mmom, the memmap_on_memory variant, also:
+    minus its memmap, which MemTotal leaves out then), 'stopped' once
+    neither changed for GROW_QUIET seconds, 'limit' after GROW_LIMIT.
+
+    seen follows the last values, also if the guest dies: 'size' (QMP),
+    'grew_s' (seconds from t0 to its last change), 'memtotal' (kB),
+    'memtotal_s' and 'cpu' (guest_cpu()) at the first read of that
+    MemTotal, 'reached_s'."""
+    deadline = t0 + GROW_LIMIT
+    full_kb = base_kb + GROW_SIZE // KiB
+    want = {full_kb, full_kb - GROW_SIZE // MEMMAP_RATIO // KiB} if mmom \
+        else {full_kb}
+    size_at = mt_at = t0
+    mt_read = 0.0
+    while True:
+        size = g.plugged_size('vm0')
+        now = time.monotonic()
+        if size != seen.get('size'):
+            seen['size'], seen['grew_s'], size_at = size, now - t0, now
+        # MemTotal: as fast as wait_seen() while it should be about to
+        # reach the full size, else once a second, after 10 s every 5 s
+        # (each read is a process in a guest that may be short of memory).
+        fast = size == GROW_SIZE and now - size_at < 10
+        every = 0 if fast else 1.0 if now - size_at < 10 else 5.0
+        if (size == GROW_SIZE or now - size_at >= 1.0) and \
+                now - mt_read >= every:
+            cpu, mt = ask(g, 'head -n1 /proc/stat; '
+                          'grep ^MemTotal: /proc/meminfo', cpu_memtotal)
+            mt_read = time.monotonic()
+            if mt != seen.get('memtotal'):
+                seen.update(memtotal=mt, memtotal_s=mt_read - t0, cpu=cpu)
+                mt_at = mt_read
+            if size == GROW_SIZE and mt in want:
+                seen['reached_s'] = mt_read - t0
+                return 'reached'
+            if now - size_at >= GROW_QUIET and mt_read - mt_at >= GROW_QUIET:
+                return 'stopped'
+        if now > deadline:
+            return 'limit'
+        time.sleep(0.02 if fast else 0.25)
+
+
+def grow_state(g, r, p):
+    """How the guest is after the growth, in the table's words; also the
+    death (panic message) or hang entries of r."""
+    if r.get(f'{p}_error'):
+        return 'error'
+    if g.alive and (r.get(f'{p}_hung') or r.get(f'{p}_noanswer')):
+        # Something failed: a guest on its way out gets the time to die.
+        end = time.monotonic() + 10
+        while g.alive and time.monotonic() < end:
+            time.sleep(0.5)
+    if g.proc is not None and g.proc.poll() is not None:
+        # QEMU exited by itself (a panic with -no-reboot)
+        r.update({f'{p}_{k}': v for k, v in death(
+            g, GuestDied(f'QEMU exited with rc={g.proc.returncode}'))
+            .items()})
+        r.pop(f'{p}_hung', None)
+        return 'guest died'
+    if r.get(f'{p}_hung'):
+        return 'guest hung'
+    if r.get(f'{p}_noanswer'):
+        return 'commands fail'
+    return 'alive'
+
+
+def run_grow(module, rep, phase, cmdline):
+    """Request all of a 32 GiB device from a 512 MiB guest; follow it until
+    it stops growing, then see what state the guest is in."""
+    p = phase
+    r = {f'{p}_reached': False}
+    seen = {}
+    g = Guest(mem='512M', maxmem='40G',
+              devices=[MemDevice('vm0', size='32G', reserve=False)],
+              module=module, online='online_movable', cmdline=cmdline,
+              name=f'bench-{phase}-{module}-{rep}')
+    end = None
+    base = None
+    try:
+        try:
+            g.start()
+        except GuestError as e:
+            r[f'{p}_error'] = str(e).splitlines()[0]
+            raise
+        r[f'{p}_boot_s'] = g.boot_time
+        if cmdline:
+            r[f'{p}_mmom_enabled'] = ask(
+                g, 'cat /sys/module/memory_hotplug/parameters/'
+                'memmap_on_memory', lambda o: o.strip() == 'Y')
+        base = g.memtotal()
+        c0 = guest_cpu(g)
+        t0 = time.monotonic()
+        g.set_requested('vm0', GROW_SIZE)
+        end = follow_growth(g, base, t0, seen, bool(cmdline))
+        r[f'{p}_reached'] = end == 'reached'
+        if end == 'reached':
+            r[f'{p}_s'] = seen['reached_s']
+        if 'cpu' in seen:
+            r[f'{p}_cpu_s'] = seen['cpu'] - c0
+            r[f'{p}_memtotal_s'] = seen['memtotal_s']
+        # Alive: a command answers (with its output).
+        ask(g, 'echo alive', said_alive)
+        r[f'{p}_memavail_gib'] = ask(
+            g, 'grep ^MemAvailable: /proc/meminfo',
+            lambda o: gib(int(o.split()[1]) * KiB))
+        attrs = g.vmem_sysfs('vm0')
+        r[f'{p}_sysfs_read'] = True
+        for k in ('plug_wait', 'memmap_stops'):
+            if k in attrs:
+                r[f'{p}_{k}'] = attrs[k]
+    except NoAnswer as e:
+        r[f'{p}_noanswer'] = str(e).splitlines()[0]
+    except GuestDied:
+        pass                            # grow_state() tells
+    except GuestError as e:
+        if f'{p}_error' not in r:
+            # QEMU runs, but the guest does not answer (in time).
+            r[f'{p}_hung'] = str(e).splitlines()[0]
+    finally:
+        if g.alive and 'size' in seen:
+            # A guest that hangs still has QEMU tell the device's size.
+            with contextlib.suppress(GuestError, OSError):
+                seen['size'] = g.plugged_size('vm0')
+        try:
+            state = grow_state(g, r, p)
+        finally:
+            g.stop()
+    r[f'{p}_alive'] = state == 'alive'
+    log = g.console_log()
+    oom = bool(OOM_RE.search(log))
+    r[f'{p}_oom'] = oom
+    if f'{p}_boot_s' in r:
+        # The console log on the host, also after a death; its loglevel
+        # prints the OOM killer's messages.
+        r[f'{p}_oom_kills'] = log.count('Killed process')
+    if 'size' in seen:
+        r[f'{p}_plugged_gib'] = gib(seen['size'])
+        r[f'{p}_stop_s'] = seen['grew_s']
+    if 'memtotal' in seen and base is not None:
+        r[f'{p}_memtotal_gib'] = gib((seen['memtotal'] - base) * KiB)
+    if state == 'alive' and oom:
+        state = 'OOM'
+    elif oom and state != 'error':
+        state += ' (OOM)'
+    r[f'{p}_guest'] = state
+    # How the growth ended, for the time figure it has none for.
+    at = f' at {gib_text(seen["size"])} GiB' if 'size' in seen else ''
+    if end == 'reached':
+        pass
+    elif state == 'error':
+        r[f'{p}_outcome'] = 'error'
+    elif state == 'alive' and end == 'stopped' and \
+            seen.get('size') == GROW_SIZE:
+        r[f'{p}_outcome'] = 'MemTotal stopped at +' + \
+            gib_text((seen['memtotal'] - base) * KiB) + ' GiB'
+    elif state == 'alive' and end == 'stopped':
+        wait = r.get(f'{p}_plug_wait')
+        r[f'{p}_outcome'] = f'stopped{at}' + \
+            (f' ({wait})' if wait and wait != 'none' else '')
+    elif state == 'alive' and end == 'limit':
+        r[f'{p}_outcome'] = f'still growing{at} after {GROW_LIMIT}s'
+    elif state == 'OOM':
+        r[f'{p}_outcome'] = f'OOM{at}'
+    else:
+        r[f'{p}_outcome'] = state.replace(' (OOM)', '') + at + \
+            (' (OOM)' if oom else '')
+    r[f'{p}_console'] = g.console_path
+    return r
+
+
+def run_grow_all(module, rep):
+    r = {}
+    for phase, cmdline in GROW_VARIANTS:
+        r.update(run_grow(module, rep, phase, cmdline))
+    return r
+
+
+RUNNERS = {'basic': run_basic, 'nofit': run_nofit,
+           'bigblock': run_bigblock, 'grow': run_grow_all}
+
+
+def grow_rows(phase, name):
+    return [
+        (f'{name}: 0 -> 32 GiB (s)', f'{phase}_s'),
+        (f'{name}: growth stopped after (s)', f'{phase}_stop_s'),
+        (f'{name}: plugged, QMP (GiB)', f'{phase}_plugged_gib'),
+        (f'{name}: MemTotal growth (GiB)', f'{phase}_memtotal_gib'),
+        (f'{name}: guest afterwards', f'{phase}_guest'),
+        (f'{name}: OOM kills', f'{phase}_oom_kills'),
+        (f'{name}: MemAvailable after (GiB)', f'{phase}_memavail_gib'),
+        (f'{name}: plug_wait', f'{phase}_plug_wait'),
+        (f'{name}: memmap_stops', f'{phase}_memmap_stops'),
+    ]
+
+
+# (label, key, scenario, phase): phase is the part of a scenario that one
+# guest runs, the prefix of its death, hang and error entries.
+ROWS = [(label, key, 'basic', 'basic') for label, key in (
     ('plug 0 -> 4 GiB (s)', 'plug_s'),
     ('unplug 4 GiB -> 0, idle (s)', 'unplug_s'),
     ('unplug, workload fits (s)', 'fits_s'),
+)] + [(label, key, 'nofit', 'nofit') for label, key in (
     ('no-fit: unplugged (MiB)', 'nofit_unplugged_mib'),
     ('no-fit: guest survived (runs)', 'survived'),
     ('no-fit: OOM kills', 'oom_kills'),
     ('no-fit: 0 reached after free (s)', 'resume_s'),
-    ('CPU: plug 4 GiB (s)', 'plug_cpu_s'),
-    ('CPU: unplug 4 GiB idle (s)', 'unplug_cpu_s'),
-    ('CPU: unplug, workload fits (s)', 'fits_cpu_s'),
-    ('CPU: 10 s paused under pressure (s)', 'paused_cpu_s'),
+)] + [(label, key, 'bigblock', 'bigblock') for label, key in (
+    ('bigblock: plug 0 -> 4 GiB (s)', 'bigblock_plug_s'),
+    ('bigblock: unplug 4 GiB -> 0, idle (s)', 'bigblock_unplug_s'),
+)] + [(label, key, 'grow', 'grow')
+      for label, key in grow_rows('grow', 'grow')] \
+  + [(label, key, 'grow', 'grow_mmom')
+     for label, key in grow_rows('grow_mmom', 'grow mmom')
+     + [('grow mmom: memmap_on_memory on (runs)', 'grow_mmom_mmom_enabled')]] \
+  + [
+    ('CPU: plug 4 GiB (s)', 'plug_cpu_s', 'basic', 'basic'),
+    ('CPU: unplug 4 GiB idle (s)', 'unplug_cpu_s', 'basic', 'basic'),
+    ('CPU: unplug, workload fits (s)', 'fits_cpu_s', 'basic', 'basic'),
+    ('CPU: 10 s paused under pressure (s)', 'paused_cpu_s', 'nofit',
+     'nofit'),
+    ('CPU: bigblock plug 4 GiB (s)', 'bigblock_plug_cpu_s', 'bigblock',
+     'bigblock'),
+    ('CPU: bigblock unplug 4 GiB idle (s)', 'bigblock_unplug_cpu_s',
+     'bigblock', 'bigblock'),
+    ('CPU: grow (s)', 'grow_cpu_s', 'grow', 'grow'),
+    ('CPU: grow mmom (s)', 'grow_mmom_cpu_s', 'grow', 'grow_mmom'),
 ]
-NOFIT_KEYS = {'nofit_unplugged_mib', 'survived', 'oom_kills', 'resume_s',
-              'paused_cpu_s'}
+PHASE = {key: phase for _, key, _, phase in ROWS}
+GROW_PHASES = {phase for phase, _ in GROW_VARIANTS}
+# Attributes only our driver has.
+SYSFS_KEYS = {f'{p}_{k}' for p in GROW_PHASES
+              for k in ('plug_wait', 'memmap_stops')}
+NOTES = {
+    'bigblock': 'bigblock: 1 GiB guest, one 8 GiB device with 2 GiB '
+                'device blocks',
+    'grow': 'grow: 512 MiB guest, one 32 GiB device, all of it requested\n'
+            f'grow mmom: the same, booted with {MMOM}',
+}
+
+
+def is_num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def missing_reason(r, key):
     """Why run r has no value for key, in the table's words."""
-    phase = 'nofit' if key in NOFIT_KEYS else 'basic'
+    phase = PHASE[key]
+    if phase in GROW_PHASES and key == f'{phase}_s' \
+            and r.get(f'{phase}_outcome'):
+        return r[f'{phase}_outcome']
     if r.get(f'{phase}_died'):
         return 'guest panicked' if r.get(f'{phase}_panic') else 'guest died'
+    if r.get(f'{phase}_hung'):
+        return 'guest hung'
     if key == 'resume_s' and r.get('resume_never'):
         return 'never'
     if r.get(f'{phase}_error'):
         return 'error'
+    if key in SYSFS_KEYS and r.get(f'{phase}_sysfs_read'):
+        return 'n/a'
     return 'not run'
+
+
+def counted(counts):
+    """'a' if every run says a, else '2x a, 1x b'."""
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ', '.join(f'{n}x {w}' for w, n in counts.items())
 
 
 def summary(values, key):
     """(text, median or None) of key over the runs of one driver."""
     if not values:
         return '-', None
-    if key == 'survived':
-        ran = [v for v in values if key in v]
-        if not ran:
-            return '(not run)', None
-        n = sum(1 for v in ran if v[key])
-        return f'{n}/{len(ran)}', n
-    nums = [v[key] for v in values
-            if isinstance(v.get(key), (int, float))]
+    present = [v[key] for v in values if key in v]
+    if present and all(isinstance(x, bool) for x in present):
+        # A yes/no per run (survived): how many of the runs said yes.
+        return f'{sum(present)}/{len(present)}', None
     missing = {}
     for v in values:
-        if not isinstance(v.get(key), (int, float)):
+        if not is_num(v.get(key)) and not isinstance(v.get(key), str):
             why = missing_reason(v, key)
             missing[why] = missing.get(why, 0) + 1
+    if present and all(isinstance(x, str) for x in present):
+        words = {}
+        for x in present:
+            words[x] = words.get(x, 0) + 1
+        text = counted(words)
+        for why, n in missing.items():
+            text += f' +{n} {why}'
+        return text, None
+    nums = [v[key] for v in values if is_num(v.get(key))]
     if not nums:
-        if len(missing) == 1:
-            return f'({next(iter(missing))})', None
-        return '(' + ', '.join(f'{n}x {w}' for w, n in missing.items()) \
-            + ')', None
+        return f'({counted(missing)})', None
     med = statistics.median(nums)
     if all(isinstance(x, int) for x in nums):
         text = f'{med:g}' if min(nums) == max(nums) else \
@@ -251,39 +606,57 @@ def summary(values, key):
     for why, n in missing.items():
         text += f' +{n} {why}'
     # A figure taken up to the guest's death (how much it unplugged).
-    phase = 'nofit' if key in NOFIT_KEYS else 'basic'
-    died = [v for v in values if v.get(f'{phase}_died')
-            and isinstance(v.get(key), (int, float))]
-    if died:
-        end = 'panic' if all(v.get(f'{phase}_panic') for v in died) \
-            else 'death'
-        text += f' (until {end})' if len(died) == len(nums) else \
-            f' ({len(died)}x until {end})'
+    phase = PHASE[key]
+    ends = [('hang' if v.get(f'{phase}_hung') else
+             'panic' if v.get(f'{phase}_panic') else 'death')
+            for v in values if is_num(v.get(key))
+            and (v.get(f'{phase}_died') or v.get(f'{phase}_hung'))]
+    if ends:
+        end = ends[0] if len(set(ends)) == 1 else 'death'
+        text += f' (until {end})' if len(ends) == len(nums) else \
+            f' ({len(ends)}x until {end})'
     return text, med
 
 
-def table(results):
-    w = 24
-    lines = [f'{"figure":38} {"in-tree (ref)":>{w}} {"ours":>{w}} '
-             f'{"ours/ref":>9}']
-    for label, key in ROWS:
+def table(results, scenarios=SCENARIOS):
+    rows = [(label, key) for label, key, scen, _ in ROWS
+            if scen in scenarios]
+    cells = []
+    for label, key in rows:
         ref_t, ref_m = summary(results.get('ref', []), key)
         our_t, our_m = summary(results.get('ours', []), key)
-        ratio = (f'{our_m / ref_m:.2f}' if key != 'survived'
-                 and isinstance(ref_m, (int, float))
-                 and isinstance(our_m, (int, float)) and ref_m else '-')
-        lines.append(f'{label:38} {ref_t:>{w}} {our_t:>{w}} {ratio:>9}')
+        ratio = (f'{our_m / ref_m:.2f}' if is_num(ref_m) and is_num(our_m)
+                 and ref_m else '-')
+        cells.append((label, ref_t, our_t, ratio))
+    # Wider columns only where a cell needs it (words, not figures).
+    lw = max([38] + [len(c[0]) for c in cells])
+    w = max([24] + [len(t) for c in cells for t in c[1:3]])
+    lines = [f'{"figure":{lw}} {"in-tree (ref)":>{w}} {"ours":>{w}} '
+             f'{"ours/ref":>9}']
+    for label, ref_t, our_t, ratio in cells:
+        lines.append(f'{label:{lw}} {ref_t:>{w}} {our_t:>{w}} {ratio:>9}')
+    notes = [NOTES[s] for s in SCENARIOS if s in scenarios and s in NOTES]
+    if notes:
+        lines.append('')
+        lines += notes
     return '\n'.join(lines)
 
 
-def svg(results, path):
+# The time figures of the plot (not grow's: mostly words, and minutes).
+PLOT = [('plug', 'plug_s', 'basic'), ('unplug idle', 'unplug_s', 'basic'),
+        ('unplug fits', 'fits_s', 'basic'),
+        ('resume no-fit', 'resume_s', 'nofit'),
+        ('bigblock plug', 'bigblock_plug_s', 'bigblock'),
+        ('bigblock unplug', 'bigblock_unplug_s', 'bigblock')]
+
+
+def svg(results, path, scenarios=SCENARIOS):
     """Grouped bars of the time figures, median per driver."""
-    keys = [('plug', 'plug_s'), ('unplug idle', 'unplug_s'),
-            ('unplug fits', 'fits_s'), ('resume no-fit', 'resume_s')]
+    keys = [(label, key) for label, key, scen in PLOT if scen in scenarios]
     meds = {d: [summary(results.get(d, []), k)[1] or 0 for _, k in keys]
             for d in DRIVERS}
-    top = max(max(v) for v in meds.values()) or 1
-    w, h, left, base = 640, 320, 50, 270
+    top = max(max(v, default=0) for v in meds.values()) or 1
+    w, h, left, base = max(640, 240 + 140 * len(keys)), 320, 50, 270
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            'font-family="sans-serif" font-size="12">',
            f'<text x="{left}" y="20">virtio-mem: seconds (median), '
@@ -361,7 +734,8 @@ def header(env):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--reps', type=int, default=3,
+                    help='repetitions per driver (default 3)')
     ap.add_argument('--scenarios', default=','.join(SCENARIOS),
                     help='comma-separated subset of: ' + ', '.join(SCENARIOS))
     ap.add_argument('--drivers', default=','.join(DRIVERS),
@@ -388,14 +762,14 @@ def main():
             print(f'rep {rep + 1}/{args.reps}: {module}', file=sys.stderr,
                   flush=True)
             r = {}
-            if 'basic' in args.scenarios:
-                r.update(run_basic(module, rep))
-            if 'nofit' in args.scenarios:
-                r.update(run_nofit(module, rep))
+            for scen in SCENARIOS:
+                if scen in args.scenarios:
+                    print(f'  {scen}', file=sys.stderr, flush=True)
+                    r.update(RUNNERS[scen](module, rep))
             results[module].append(r)
             print(f'  {json.dumps(r)}', file=sys.stderr, flush=True)
 
-    text = f'{header(env)}\n\n{table(results)}\n'
+    text = f'{header(env)}\n\n{table(results, args.scenarios)}\n'
     stamp = datetime.datetime.now(datetime.timezone.utc) \
         .strftime('%Y-%m-%dT%H%MZ')
     raw = os.path.join(args.results, f'{stamp}.json')
@@ -404,7 +778,8 @@ def main():
         f.write('\n')
     with open(os.path.join(args.results, f'{stamp}.txt'), 'w') as f:
         f.write(text)
-    svg(results, os.path.join(args.out, 'bench-results.svg'))
+    svg(results, os.path.join(args.out, 'bench-results.svg'),
+        args.scenarios)
     print(text)
     print(f'raw results: {raw}\ntable: {raw[:-5]}.txt\n'
           f'plot: {args.out}/bench-results.svg')
