@@ -65,11 +65,9 @@ static inline unsigned long vmem_memmap_cap(unsigned long free,
 					    unsigned long reserve,
 					    unsigned long cost)
 {
-	if (!cost)
-		return ULONG_MAX;
 	if (free <= reserve)
-		return 0;
-	return (free - reserve) / cost;
+		return cost ? 0 : ULONG_MAX;
+	return cost ? (free - reserve) / cost : ULONG_MAX;
 }
 
 #endif /* _VIRTIO_MEM_BUDGET_H */
