@@ -140,7 +140,8 @@ MUTANTS = [
            'virtio_mem_bbm.c',
            '\tif (!vmem_mm_headroom_ok(vm, online * PHYS_PFN(vm->mb_size))) {\n',
            '\tif (0) {\n',
-           [T + 'test_block_sizes.py::test_big_block_unplug_under_pressure']),
+           [T + 'test_block_sizes.py::'
+            'test_big_block_unplug_under_pressure[2G]']),
     Mutant('region-not-exclusive',
            'reserve the region as plain memory: /dev/mem may read it',
            'virtio_mem_core.c',

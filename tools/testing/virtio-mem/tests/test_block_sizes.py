@@ -183,18 +183,12 @@ def test_big_block_offline_cap(make_guest, block_size):
 
 # -- unplugging a big block under memory pressure -----------------------------
 
-# 1 GiB device blocks (8 memory blocks), 2 of them plugged. Not 2 GiB: a
-# 1 GiB guest with 2 GiB blocks needs 4 GiB plugged to have a block below
-# the top one, and a workload of over 3 GiB to reach into the top one,
-# which takes long to write under TCG; and a driver that cannot plug 2 GiB
-# blocks (test_block_size_plug_unplug[2G]) would fail here before the
-# point. The defect is the same with 8 memory blocks as with 16.
-PRESSURE_BS = 1 * GiB
-PRESSURE_PLUG = 2 * GiB
-# 1.5 GiB of workload: more than the lower device block, so part of it
-# lies in the top one, which the driver tries first (checked below).
-FILL_ANON_MB = 768
-FILL_FILE_MB = 768
+# Two device blocks plugged, of 1 GiB (8 memory blocks) or 2 GiB (16).
+# The workload is one device block plus 512 MiB: more than the lower
+# device block, so part of it lies in the top one, which the driver tries
+# first (checked below).
+PRESSURE_BLOCK_SIZES = ['1G', '2G']
+FILL_EXTRA_MB = 512
 # Polled faster than the default 1000 ms: more polls in less time.
 POLL_MS = 250
 # The observation window: this many pressure stops (polls that found too
@@ -215,17 +209,19 @@ def movable_used(g):
     return (int(m.group(2)) - int(m.group(1))) * 4096
 
 
-def test_big_block_unplug_under_pressure(make_guest):
+@pytest.mark.parametrize('block_size', PRESSURE_BLOCK_SIZES)
+def test_big_block_unplug_under_pressure(make_guest, block_size):
     """A big block that does not fit under the reserve is left alone.
 
-    1 GiB blocks, 2 GiB plugged into ZONE_MOVABLE, 1.5 GiB of workload
-    (anon + tmpfs). unplug_reserve_mb is then put half a device block
+    1 GiB (2 GiB) blocks, 2 (4) GiB plugged into ZONE_MOVABLE, 1.5 (2.5)
+    GiB of workload (anon + tmpfs, half each). unplug_reserve_mb is then put half a device block
     below MemAvailable, and the host asks for everything: unplugging any
     block would leave the guest half a block short of the reserve, so the
     driver must pause, poll, and unplug nothing. It must also not thrash:
     checking the headroom per 128 MiB memory block while taking a 1 GiB
     block, a driver takes (migrating what is in the way) the first 4
-    memory blocks, fails on the 5th and gives all 4 back, at every poll.
+    memory blocks, fails on the 5th and gives all 4 back, at every poll
+    (with 2 GiB blocks: 8, failing on the 9th).
 
     Over the first POLLS pressure stops after the request:
     - fewer than one memory block's worth of pages is migrated
@@ -247,32 +243,35 @@ def test_big_block_unplug_under_pressure(make_guest):
     intact; and once the workload is gone the driver unplugs everything on
     its own.
     """
-    g = make_guest(devices=[MemDevice('vm0', size='8G',
-                                      block_size=PRESSURE_BS)],
+    bs = parse_size(block_size)
+    plug = 2 * bs
+    fill_mb = bs // MiB + FILL_EXTRA_MB
+    g = make_guest(devices=[MemDevice('vm0', size='8G', block_size=bs)],
                    module='ours', online='online_movable',
                    params=f'pressure_poll_ms={POLL_MS}')
     base = g.memtotal()
-    resize(g, 'vm0', PRESSURE_PLUG, base)
+    resize(g, 'vm0', plug, base)
     mark = g.log_mark()
-    fill = Memfill(g, anon_mb=FILL_ANON_MB, file_mb=FILL_FILE_MB)
+    fill = Memfill(g, anon_mb=fill_mb // 2, file_mb=fill_mb - fill_mb // 2)
     took = fill.start()
     # Test premise: the workload reaches into the top device block, so that
     # taking it piecemeal means migrating. ZONE_MOVABLE is the device's
     # memory, user memory goes there first; what is used of it beyond one
     # device block must be in the other one.
     used = movable_used(g)
-    g.timings.append((f'memfill {FILL_ANON_MB + FILL_FILE_MB} MiB '
+    g.timings.append((f'memfill {fill_mb} MiB '
                       f'({fmt_size(used)} used in ZONE_MOVABLE)', took))
     mbs = g.block_size_bytes
-    assert used >= PRESSURE_BS + mbs, \
+    assert used >= bs + mbs, \
         f'premise: only {fmt_size(used)} used in ZONE_MOVABLE; want the ' \
-        f'workload to fill more than one {fmt_size(PRESSURE_BS)} block'
+        f'workload to fill more than one {fmt_size(bs)} block'
 
     avail_mb = g.meminfo()['MemAvailable'] // 1024
-    reserve_mb = avail_mb - PRESSURE_BS // MiB // 2
+    reserve_mb = avail_mb - bs // MiB // 2
     assert reserve_mb >= 128, \
         f'MemAvailable {avail_mb} MiB after the fill: too little to ' \
         'place the reserve half a block below it'
+    default_mb = g.check(f'cat {PARAMS}/unplug_reserve_mb').strip()
     g.check(f'echo {reserve_mb} > {PARAMS}/unplug_reserve_mb')
 
     attrs = g.vmem_sysfs('vm0')
@@ -304,7 +303,7 @@ def test_big_block_unplug_under_pressure(make_guest):
     if migrated >= mbs:
         problems.append(
             f'{migrated // MiB} MiB migrated over {POLLS} pressure polls '
-            f'({window:.0f}s) for a {fmt_size(PRESSURE_BS)} block that '
+            f'({window:.0f}s) for a {fmt_size(bs)} block that '
             f'cannot be unplugged (MemAvailable {avail_mb} MiB, reserve '
             f'{reserve_mb} MiB): want < {mbs // MiB} MiB, nothing need '
             'move')
@@ -314,15 +313,24 @@ def test_big_block_unplug_under_pressure(make_guest):
             f'while the driver polled: it takes memory it then gives back')
     assert not problems, '\n'.join(problems) + '\n' + driver_view(g, 'vm0')
     # Nothing was unplugged: every block would have breached the reserve.
-    check_sizes(g, 'vm0', PRESSURE_PLUG, base)
+    check_sizes(g, 'vm0', plug, base)
     assert_guest_alive(g)
     assert_no_oom(g, since=mark)
     fill.assert_intact()
     g.assert_log_clean()
 
-    # Pressure gone: the request still stands, the driver goes on alone.
+    # Pressure gone: the request still stands, the driver goes on alone,
+    # with the top block at least. The last block may still be more than
+    # the raised reserve allows; with the reserve back at its default, it
+    # goes too.
     fill.remove_files()
+    g.wait_until(lambda: g.plugged_size('vm0'),
+                 cond=lambda size: size <= plug - bs, timeout=RESIZE_TIMEOUT,
+                 interval=0.2,
+                 what='the top block to go once the workload is gone')
+    g.check(f'echo {default_mb} > {PARAMS}/unplug_reserve_mb')
     took = wait_size(g, 'vm0', 0, stall=POLL_MS / 1000 + STALL_S)
     resize_step(g, 'vm0', 0, base)
-    g.timings[-1] = ('vm0 2G -> 0 once the workload is gone', took)
+    g.timings[-1] = ('vm0 -> 0 once the workload is gone and the reserve '
+                     f'back at {default_mb} MiB', took)
     assert_no_oom(g, since=mark)
