@@ -161,12 +161,28 @@ def death(g, e):
     return {'died': str(e).splitlines()[0], 'panic': False}
 
 
+@contextlib.contextmanager
+def recorded(g, r, prefix):
+    """Start g for the body; a guest that dies or fails meanwhile is
+    recorded in r under prefix_ instead of ending the benchmark, and it
+    is stopped in any case."""
+    try:
+        g.start()
+        yield
+    except GuestDied as e:
+        r.update({f'{prefix}_{k}': v for k, v in death(g, e).items()})
+    except GuestError as e:
+        r[f'{prefix}_error'] = str(e).splitlines()[0]
+    finally:
+        g.stop()
+    r[f'{prefix}_console'] = g.console_path
+
+
 def run_basic(module, rep):
     """plug, idle unplug, unplug with a workload that fits: one boot."""
     r = {}
     g = boot(module, f'bench-{module}-{rep}')
-    try:
-        g.start()
+    with recorded(g, r, 'basic'):
         r['boot_s'] = g.boot_time
         base = g.memtotal()
         r['plug_s'], r['plug_cpu_s'] = resize(g, 4 * GiB, base)
@@ -175,13 +191,6 @@ def run_basic(module, rep):
         fill_tmpfs(g, 1024)
         r['fits_s'], r['fits_cpu_s'] = resize(g, 1 * GiB, base)
         r['log_clean'] = not g.log_problems()
-    except GuestDied as e:
-        r.update({f'basic_{k}': v for k, v in death(g, e).items()})
-    except GuestError as e:
-        r['basic_error'] = str(e).splitlines()[0]
-    finally:
-        g.stop()
-    r['basic_console'] = g.console_path
     return r
 
 
@@ -236,8 +245,7 @@ def run_bigblock(module, rep):
     g = Guest(devices=[MemDevice('vm0', size='8G', block_size='2G')],
               module=module, online='online_movable',
               name=f'bench-bigblock-{module}-{rep}')
-    try:
-        g.start()
+    with recorded(g, r, 'bigblock'):
         r['bigblock_boot_s'] = g.boot_time
         base = g.memtotal()
         r['bigblock_plug_s'], r['bigblock_plug_cpu_s'] = \
@@ -245,13 +253,6 @@ def run_bigblock(module, rep):
         r['bigblock_unplug_s'], r['bigblock_unplug_cpu_s'] = \
             resize(g, 0, base)
         r['bigblock_log_clean'] = not g.log_problems()
-    except GuestDied as e:
-        r.update({f'bigblock_{k}': v for k, v in death(g, e).items()})
-    except GuestError as e:
-        r['bigblock_error'] = str(e).splitlines()[0]
-    finally:
-        g.stop()
-    r['bigblock_console'] = g.console_path
     return r
 
 
