@@ -107,7 +107,7 @@ VMEM_PARAM(vmem_pressure_poll_ms, 100, 60000);
 module_param_cb(pressure_poll_ms, &vmem_uint_param_ops,
 		&vmem_pressure_poll_ms_param, 0644);
 MODULE_PARM_DESC(pressure_poll_ms,
-		 "While unplug waits for memory to free up, check this often, in ms [100..60000]");
+		 "While unplugging or plugging waits for memory to free up, check this often, in ms [100..60000]");
 
 unsigned int vmem_kernel_reserve_mb = 128;
 VMEM_PARAM(vmem_kernel_reserve_mb, 16, 1048576);
