@@ -12,16 +12,23 @@ does not build is an error: either fails the run. First, unless
 --no-baseline, the same tests run against an unchanged copy: they must
 pass there, or a "killed" mutant would prove nothing.
 
-Prints a table of mutant -> the test that failed; logs and the copies are
-in .build/mutants/.
+Prints a table of mutant -> the test that failed, and keeps it, with the
+date and commit, in mutants-results/ next to this script (the README
+quotes it from there); logs and the copies are in .build/mutants/.
 
-usage: mutants.py [--only NAME,...] [--list] [--no-baseline] [--rev REV]
+usage: mutants.py [--only NAME,...] [--list] [--check] [--no-baseline]
+                  [--rev REV]
 
 --rev takes the driver from a git revision instead of the working tree.
+--check only applies every mutant to a copy and has pytest collect its
+tests, without building or booting anything: make check runs it
+(test_mutants.py), so a driver change that leaves a mutant stale is red
+there, not first noticed by make mutants.
 """
 
 import argparse
 import dataclasses
+import datetime
 import os
 import re
 import shutil
@@ -32,6 +39,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, '..', '..', '..'))
 WORK = os.path.join(HERE, '.build', 'mutants')
+RESULTS_DIR = os.path.join(HERE, 'mutants-results')
 # Bounds a test that a mutant makes hang (conftest.py).
 TEST_TIMEOUT = 900
 
@@ -114,7 +122,7 @@ MUTANTS = [
     Mutant('no-add-failure-count',
            'do not count failed adds',
            'virtio_mem_mm.c',
-           '\t\tvm->stats.add_failures++;\n',
+           '\tvm->stats.add_failures++;\n',
            '',
            [T + 'test_error_path.py::test_error_nack_and_add_failure']),
     Mutant('unplug-without-migration',
@@ -132,7 +140,7 @@ MUTANTS = [
     Mutant('no-memmap-cap',
            'add memory whatever its memmap leaves the kernel',
            'virtio_mem_budget.h',
-           '\tif (!cost)\n\t\treturn ULONG_MAX;\n',
+           '\tif (free <= reserve)\n\t\treturn cost ? 0 : ULONG_MAX;\n',
            '\treturn ULONG_MAX;\n',
            [T + 'test_growth.py::test_grow_64x[memmap_in_boot_memory]']),
     Mutant('no-big-block-headroom',
@@ -231,6 +239,17 @@ def build(drv, log):
     return ko
 
 
+def collect(tests):
+    """Fails unless pytest finds every node id in tests."""
+    p = subprocess.run(['/usr/bin/python3', '-m', 'pytest', '-q',
+                        '--collect-only', '-p', 'no:cacheprovider']
+                       + sorted(set(tests)), cwd=HERE, capture_output=True,
+                       text=True, timeout=300)
+    if p.returncode:
+        raise MutantError('pytest cannot collect the tests of the mutants '
+                          f'(rc={p.returncode}):\n{p.stdout}{p.stderr}')
+
+
 def run_tests(ko, tests, log, stop_first=True):
     """pytest over tests with VMEM_KO=ko: (rc, [failed node ids])."""
     env = dict(os.environ, VMEM_KO=ko, VMTEST_MODULES='ours',
@@ -251,6 +270,9 @@ def main():
     ap.add_argument('--only', default='',
                     help='comma-separated mutant names (default: all)')
     ap.add_argument('--list', action='store_true', help='list the mutants')
+    ap.add_argument('--check', action='store_true',
+                    help='only check that every mutant applies and that '
+                    'its tests exist')
     ap.add_argument('--no-baseline', action='store_true',
                     help='skip the run of the tests on the unchanged driver')
     ap.add_argument('--rev', help='take the driver from this git revision '
@@ -275,6 +297,10 @@ def main():
     # long runs.
     for m in mutants:
         apply(m, copy_driver(os.path.join(WORK, m.name)))
+    if args.check:
+        collect([t for m in mutants for t in m.tests])
+        print(f'{len(mutants)} mutants apply; their tests exist')
+        return 0
 
     if not args.no_baseline:
         tests = sorted({t for m in mutants for t in m.tests})
@@ -292,6 +318,7 @@ def main():
         print(f'baseline: passed ({time.monotonic() - t0:.0f}s)',
               file=sys.stderr, flush=True)
 
+    started = datetime.datetime.now(datetime.timezone.utc)
     rows = []
     for m in mutants:
         t0 = time.monotonic()
@@ -314,13 +341,36 @@ def main():
         rows.append((m.name, verdict, secs))
         print(f'  {verdict} ({secs:.0f}s)', file=sys.stderr, flush=True)
 
-    print(f'{"mutant":26} {"result":70} time')
-    for name, verdict, secs in rows:
-        print(f'{name:26} {verdict:70} {secs:4.0f}s')
     bad = [r for r in rows if not r[1].startswith('killed')]
-    print(f'\n{len(rows) - len(bad)}/{len(rows)} mutants killed'
-          + (f'; not killed: {", ".join(r[0] for r in bad)}' if bad else ''))
+    table = [f'{"mutant":26} {"result":70} time']
+    table += [f'{name:26} {verdict:70} {secs:4.0f}s'
+              for name, verdict, secs in rows]
+    table.append(f'\n{len(rows) - len(bad)}/{len(rows)} mutants killed'
+                 + (f'; not killed: {", ".join(r[0] for r in bad)}'
+                    if bad else ''))
+    print('\n'.join(table))
+    record(started, args, table)
     return 1 if bad else 0
+
+
+def record(started, args, table):
+    """Keeps the table, with what it was run on, in RESULTS_DIR."""
+    def git(*a):
+        return subprocess.run(['git', '-C', REPO, *a], capture_output=True,
+                              text=True).stdout.strip()
+
+    rev = args.rev or git('rev-parse', 'HEAD')
+    dirty = not args.rev and git('status', '--porcelain', '--', 'drivers',
+                                 'include', 'tools/testing')
+    head = (f'make mutants, {started:%Y-%m-%d %H:%M} UTC, commit {rev[:12]}'
+            + (' with modified sources' if dirty else '')
+            + (f', only {args.only}' if args.only else '')
+            + (', no baseline' if args.no_baseline else ''))
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f'{started:%Y-%m-%dT%H%MZ}.txt')
+    with open(path, 'w') as f:
+        f.write(head + '\n\n' + '\n'.join(table) + '\n')
+    print(f'kept in {os.path.relpath(path, REPO)}', file=sys.stderr)
 
 
 if __name__ == '__main__':
