@@ -226,11 +226,13 @@ int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
  * (free memory above the zone watermarks, plus what reclaim can free) must
  * stay above the operator's reserve after the unplug.
  *
- * Return: true if the unplug keeps the reserve.
+ * Return: true if the unplug keeps the reserve, or takes nothing from the
+ * guest (@nr_pages 0: offline memory), however short it is.
  */
 bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages)
 {
-	return si_mem_available() - (long)nr_pages >= vmem_mm_reserve_pages();
+	return !nr_pages ||
+	       si_mem_available() - (long)nr_pages >= vmem_mm_reserve_pages();
 }
 
 /**
@@ -655,7 +657,8 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
  * With memmap_on_memory, the struct pages of the block live in its first
  * pages instead of in memory the guest already has. The kernel offers it
  * only when booted with memory_hotplug.memmap_on_memory=1, and refuses the
- * request (-EINVAL) otherwise: then the driver stops asking.
+ * request (-EINVAL) otherwise; later kernels may add the block the usual
+ * way instead, so the block is checked. Either way the driver stops asking.
  *
  * Return: 0; -EOPNOTSUPP when the kernel does not offer it (add the block
  * with vmem_mm_add() instead); or the error of add_memory_driver_managed().
@@ -667,11 +670,12 @@ int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb)
 	if (vm->self_host_off)
 		return -EOPNOTSUPP;
 	rc = vmem_mm_add_flags(vm, mb, 1, MHP_MEMMAP_ON_MEMORY);
-	if (rc == -EINVAL && !vm->self_host_ok) {
-		vm->self_host_off = true;
+	if ((rc == -EINVAL && !vm->self_host_ok) ||
+	    (!rc && !vmem_mm_mb_self_hosted(vm, mb))) {
+		WRITE_ONCE(vm->self_host_off, true);
 		dev_info(&vm->vdev->dev,
 			 "the kernel does not place memmaps in added memory (boot with memory_hotplug.memmap_on_memory=1 for that): they come from boot memory\n");
-		return -EOPNOTSUPP;
+		return rc ? -EOPNOTSUPP : 0;
 	}
 	if (rc) {
 		vmem_mm_add_failed(vm, mb, rc);

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from steps import (RESIZE_TIMEOUT, SETTLE_TIMEOUT, Memfill, assert_guest_alive,
-                   assert_no_oom, assert_steady, check_sizes, resize_step)
+                   assert_no_oom, assert_steady, check_sizes, resize_step,
+                   unload_driver)
 from vmtest import GiB, MiB, MemDevice, fmt_size, parse_size
 
 PARAMS = '/sys/module/virtio_mem/parameters'
@@ -334,3 +335,46 @@ def test_big_block_unplug_under_pressure(make_guest, block_size):
     g.timings[-1] = ('vm0 -> 0 once the workload is gone and the reserve '
                      f'back at {default_mb} MiB', took)
     assert_no_oom(g, since=mark)
+
+
+def test_offline_big_blocks_go_under_pressure(make_guest):
+    """Unplugging offline memory costs the guest nothing, so the unplug
+    reserve does not hold it back: with unplug_reserve_mb far above
+    MemAvailable (every online block is then out of reach), a big block
+    offlined by hand is unplugged when the host asks for less, and the
+    other, offlined too, is removed and unplugged by rmmod. A driver that
+    checks the reserve for a big block whatever it holds stops at both
+    (pressure_stops grows, the QMP size stays)."""
+    bs = 1 * GiB
+    g = make_guest(devices=[MemDevice('vm0', size='8G', block_size=bs)],
+                   module='ours', online='online_movable')
+    base = g.memtotal()
+    resize(g, 'vm0', 2 * bs, base)
+    rng = g.device_block_range('vm0')
+    per_block = bs // g.block_size_bytes
+    g.check(f'echo 1048576 > {PARAMS}/unplug_reserve_mb')
+
+    top = list(rng[per_block:2 * per_block])
+    rc, out = g.online_blocks(top, policy='offline')
+    assert rc == 0, f'offlining {top} failed: {out}'
+    g.set_requested('vm0', bs)
+    took = wait_size(g, 'vm0', bs)
+    g.timings.append(('2G -> 1G, the top block offline, reserve 1 TiB',
+                      took))
+    # The offline block went, the online one stays.
+    g.wait_until(lambda: g.device_blocks('vm0'),
+                 cond=lambda b: b == {m: 'online' for m in rng[:per_block]},
+                 timeout=SETTLE_TIMEOUT,
+                 what='only the lower device block left, online')
+    check_sizes(g, 'vm0', bs, base)
+
+    low = list(rng[:per_block])
+    rc, out = g.online_blocks(low, policy='offline')
+    assert rc == 0, f'offlining {low} failed: {out}'
+    unload_driver(g)
+    assert g.plugged_size('vm0') == 0, \
+        f'after rmmod {fmt_size(g.plugged_size("vm0"))} plugged, want ' \
+        'the offline block unplugged'
+    assert g.device_blocks('vm0') == {}, \
+        f'memory blocks left after rmmod: {g.device_blocks("vm0")}'
+    g.assert_log_clean()
