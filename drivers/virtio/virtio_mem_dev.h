@@ -120,8 +120,8 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @self_host: add memory blocks with their memmap inside (sub-block mode,
  *	memmap_on_memory parameter)
  * @self_host_ok: the kernel did so at least once
- * @self_host_off: the kernel refused: it was not booted with
- *	memory_hotplug.memmap_on_memory=1
+ * @self_host_off: the kernel refused, or added the block the usual way: it
+ *	was not booted with memory_hotplug.memmap_on_memory=1
  * @memmap_units: sub-blocks a self-hosted memmap occupies, from the first
  * @first_mb: id of the first memory block fully inside the region
  * @usable_mbs: memory blocks fully inside the usable region

@@ -189,6 +189,14 @@ unsigned long vmem_add_budget(struct vmem *vm, int *rc)
 				   vm->mb_size, vm->mbs_per_bb);
 	memmap = vmem_memmap_cap(free, vmem_mm_kernel_reserve_pages(),
 				 vmem_mm_memmap_cost(vm));
+	/*
+	 * Until memmap_on_memory worked once, the memmap counts; but one
+	 * block may always find out: it costs nothing if the kernel places
+	 * its memmap inside, and is refused whole if not.
+	 */
+	if (!memmap && vm->self_host && !READ_ONCE(vm->self_host_ok) &&
+	    !READ_ONCE(vm->self_host_off))
+		memmap = 1;
 	if (offline < vm->mbs_per_bb)
 		wait = VMEM_WAIT_ONLINE;
 	else if (memmap < vm->mbs_per_bb)

@@ -23,7 +23,9 @@ static int vmem_sbm_init_dev(struct vmem *vm)
 	vm->sb_size = max_t(u64, vm->cfg.block_size,
 			    PFN_PHYS(pageblock_nr_pages));
 	vm->mbs_per_bb = 1;
-	vm->self_host = READ_ONCE(vmem_memmap_on_memory);
+	/* Only where vmem_mm_mb_self_hosted() can recognise such blocks. */
+	vm->self_host = IS_ENABLED(CONFIG_X86) &&
+			READ_ONCE(vmem_memmap_on_memory);
 	vm->memmap_units = DIV_ROUND_UP(vmem_mm_memmap_pages(vm),
 					vmem_sb_pages(vm));
 	return vmem_geometry_init(vm);

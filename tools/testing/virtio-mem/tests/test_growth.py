@@ -15,7 +15,8 @@ import re
 
 import pytest
 
-from steps import OOM_RE, Memfill, assert_no_oom, wait_equal, wait_settled
+from steps import (OOM_RE, Memfill, assert_no_oom, load_driver, unload_driver,
+                   wait_equal, wait_settled)
 from vmtest import GiB, KiB, MiB, MemDevice, fmt_size
 
 DEVICE = 32 * GiB
@@ -92,4 +93,70 @@ def test_grow_64x(make_guest, ours_ko, memmap_on_memory):
         assert not OOM_RE.search(log)
         g.timings.append((f'stopped at {fmt_size(size)}', 0.0))
     assert_healthy(g, since)
+    shrink_to_zero(g, base)
+
+
+def test_self_hosting_needs_no_kernel_memory(make_guest, ours_ko):
+    """A block that holds its own memmap costs the kernel nothing, so a
+    guest with no memory to spare outside ZONE_MOVABLE (kernel_reserve_mb
+    at its maximum, far above what it has) still grows with
+    memmap_on_memory: the driver tries one block, the kernel places its
+    memmap inside, and the rest follow. A driver that counts the memmap
+    until self-hosting has worked once never tries, and waits forever
+    (plug_wait memmap)."""
+    size = 1 * GiB
+    g = make_guest(mem='512M', maxmem='8G',
+                   cmdline='memory_hotplug.memmap_on_memory=1',
+                   devices=[MemDevice('vm0', size='2G', reserve=False)],
+                   online='online_movable',
+                   params='kernel_reserve_mb=1048576')
+    base = g.memtotal()
+    since = g.log_mark()
+    g.set_requested('vm0', size)
+    wait_equal(g, lambda: g.plugged_size('vm0'), size, 'vm0 QMP size',
+               timeout=120)
+    want = (size - size // BLOCK * MEMMAP_PER_BLOCK) // KiB
+    wait_equal(g, lambda: g.memtotal() - base, want,
+               'MemTotal growth (plugged minus the memmaps)')
+    log = g.console_log()[since:]
+    assert SELF_HOSTED in log
+    assert not re.search(PAUSED_RE, log), 'plugging paused on the memmap'
+    assert g.vmem_attr('vm0', 'plug_wait') == 'none'
+    assert g.vmem_attr('vm0', 'memmap_stops') == 0
+    shrink_to_zero(g, base)
+
+
+def test_self_hosted_blocks_offline_and_reload(make_guest, ours_ko):
+    """The first sub-block of a self-hosted memory block holds its memmap
+    and stays plugged while the block is added. A block offlined by hand
+    then unplugged by a smaller request is removed whole: its other
+    sub-blocks, then (removed) its memmap; none of it stays added. A driver
+    that unplugged the memmap with the rest would leave the block added,
+    offline, with nothing plugged behind its struct pages. After rmmod
+    and insmod the new instance recognises the self-hosted blocks it
+    adopts and shrinks them to 0."""
+    g, base = boot(make_guest, True)
+    nr = 4
+    g.set_requested('vm0', nr * BLOCK)
+    wait_equal(g, lambda: g.plugged_size('vm0'), nr * BLOCK, 'vm0 QMP size',
+               timeout=120)
+    rng = g.device_block_range('vm0')
+    want = {b: 'online' for b in rng[:nr]}
+    wait_equal(g, lambda: g.device_blocks('vm0'), want, 'vm0 memory blocks')
+
+    rc, out = g.online_blocks([rng[nr - 1]], policy='offline')
+    assert rc == 0, f'offlining memory block {rng[nr - 1]} failed: {out}'
+    g.set_requested('vm0', (nr - 1) * BLOCK)
+    wait_equal(g, lambda: g.plugged_size('vm0'), (nr - 1) * BLOCK,
+               'vm0 QMP size', timeout=120)
+    del want[rng[nr - 1]]
+    wait_equal(g, lambda: g.device_blocks('vm0'), want,
+               'vm0 memory blocks: the offline one removed')
+    wait_equal(g, lambda: g.memtotal() - base,
+               (nr - 1) * (BLOCK - MEMMAP_PER_BLOCK) // KiB,
+               'MemTotal growth (plugged minus the memmaps)')
+    g.assert_log_clean()
+
+    load_driver(g, unload_driver(g))
+    assert g.device_blocks('vm0') == want, 'memory blocks changed on reload'
     shrink_to_zero(g, base)
