@@ -59,9 +59,9 @@ MUTANTS = [
     Mutant('no-headroom-check',
            'unplug online memory whatever the guest has left',
            'virtio_mem_mm.c',
-           '\treturn si_mem_available() - (long)nr_pages >= '
+           '\t       si_mem_available() - (long)nr_pages >= '
            'vmem_mm_reserve_pages();\n',
-           '\treturn true;\n',
+           '\t       true;\n',
            [T + 'test_pressure.py::test_unplug_pauses_under_pressure']),
     Mutant('no-pageoffline',
            'leave unplugged pages of an onlined block unmarked',
@@ -156,6 +156,25 @@ MUTANTS = [
            '\tres->flags = IORESOURCE_SYSTEM_RAM | IORESOURCE_EXCLUSIVE;\n',
            '\tres->flags = IORESOURCE_MEM;\n',
            [T + 'test_driver.py::test_devmem_cannot_read_device_region']),
+    Mutant('offline-needs-headroom',
+           'hold offline memory back under the unplug reserve too',
+           'virtio_mem_mm.c',
+           '\treturn !nr_pages ||\n\t       si_mem_available()',
+           '\treturn si_mem_available()',
+           [T + 'test_block_sizes.py::'
+            'test_offline_big_blocks_go_under_pressure']),
+    Mutant('no-self-host-try',
+           'count the memmap until memmap_on_memory has worked once',
+           'virtio_mem_plug.c',
+           '\tif (!memmap && vm->self_host',
+           '\tif (0 && vm->self_host',
+           [T + 'test_growth.py::test_self_hosting_needs_no_kernel_memory']),
+    Mutant('unplug-memmap',
+           'unplug the memmap sub-block of an added, offline block',
+           'virtio_mem_sbm.c',
+           '\tfirst += vmem_sbm_memmap_units(vm, mb);\n',
+           '',
+           [T + 'test_growth.py::test_self_hosted_blocks_offline_and_reload']),
 ]
 
 
@@ -192,6 +211,21 @@ def extract_rev(rev):
                           f'{archive.stderr.decode().strip()}')
     subprocess.run(['tar', '-x', '-C', dest], input=archive.stdout,
                    check=True, timeout=120)
+    SOURCE = dest
+
+
+def snapshot():
+    """The working tree's driver as it is now, in WORK/source: edits made
+    while the run goes on do not reach later mutants."""
+    global SOURCE
+    dest = os.path.join(WORK, 'source')
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(os.path.join(REPO, 'drivers', 'virtio'),
+                    os.path.join(dest, 'drivers', 'virtio'))
+    os.makedirs(os.path.join(dest, 'include', 'uapi', 'linux'))
+    shutil.copy(os.path.join(REPO, 'include', 'uapi', 'linux',
+                             'virtio_mem.h'),
+                os.path.join(dest, 'include', 'uapi', 'linux'))
     SOURCE = dest
 
 
@@ -290,8 +324,12 @@ def main():
         ap.error(f'unknown mutants: {sorted(unknown)}')
     mutants = [m for m in MUTANTS if not names or m.name in names]
     os.makedirs(WORK, exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    head = describe(started, args)
     if args.rev:
         extract_rev(args.rev)
+    elif not args.check:
+        snapshot()
 
     # Every mutant applies to the current sources: checked before anything
     # long runs.
@@ -318,7 +356,6 @@ def main():
         print(f'baseline: passed ({time.monotonic() - t0:.0f}s)',
               file=sys.stderr, flush=True)
 
-    started = datetime.datetime.now(datetime.timezone.utc)
     rows = []
     for m in mutants:
         t0 = time.monotonic()
@@ -349,12 +386,13 @@ def main():
                  + (f'; not killed: {", ".join(r[0] for r in bad)}'
                     if bad else ''))
     print('\n'.join(table))
-    record(started, args, table)
+    record(started, head, table)
     return 1 if bad else 0
 
 
-def record(started, args, table):
-    """Keeps the table, with what it was run on, in RESULTS_DIR."""
+def describe(started, args):
+    """What this run is of: date, commit, whether the sources differ from
+    it, which mutants."""
     def git(*a):
         return subprocess.run(['git', '-C', REPO, *a], capture_output=True,
                               text=True).stdout.strip()
@@ -362,10 +400,14 @@ def record(started, args, table):
     rev = args.rev or git('rev-parse', 'HEAD')
     dirty = not args.rev and git('status', '--porcelain', '--', 'drivers',
                                  'include', 'tools/testing')
-    head = (f'make mutants, {started:%Y-%m-%d %H:%M} UTC, commit {rev[:12]}'
+    return (f'make mutants, {started:%Y-%m-%d %H:%M} UTC, commit {rev[:12]}'
             + (' with modified sources' if dirty else '')
             + (f', only {args.only}' if args.only else '')
             + (', no baseline' if args.no_baseline else ''))
+
+
+def record(started, head, table):
+    """Keeps the table, with what it was run on, in RESULTS_DIR."""
     os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, f'{started:%Y-%m-%dT%H%MZ}.txt')
     with open(path, 'w') as f:
