@@ -306,7 +306,8 @@ unsigned long vmem_mm_memmap_pages(struct vmem *vm)
  */
 unsigned long vmem_mm_memmap_cost(struct vmem *vm)
 {
-	if (vm->self_host && READ_ONCE(vm->self_host_ok))
+	if (vm->self_host && READ_ONCE(vm->self_host_ok) &&
+	    !READ_ONCE(vm->self_host_off))
 		return 0;
 	return vmem_mm_memmap_pages(vm);
 }

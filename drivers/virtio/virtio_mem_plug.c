@@ -192,7 +192,8 @@ unsigned long vmem_add_budget(struct vmem *vm, int *rc)
 	/*
 	 * Until memmap_on_memory worked once, the memmap counts; but one
 	 * block may always find out: it costs nothing if the kernel places
-	 * its memmap inside, and is refused whole if not.
+	 * its memmap inside. If not, that one block's memmap is the price,
+	 * once: self-hosting is off from then on.
 	 */
 	if (!memmap && vm->self_host && !READ_ONCE(vm->self_host_ok) &&
 	    !READ_ONCE(vm->self_host_off))
