@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -215,8 +216,9 @@ def extract_rev(rev):
 
 
 def snapshot():
-    """The working tree's driver as it is now, in WORK/source: edits made
-    while the run goes on do not reach later mutants."""
+    """The working tree's driver as it is now, in WORK/source: edits of it
+    made while the run goes on do not reach later mutants. (The tests run
+    from the working tree.)"""
     global SOURCE
     dest = os.path.join(WORK, 'source')
     shutil.rmtree(dest, ignore_errors=True)
@@ -275,10 +277,12 @@ def build(drv, log):
 
 def collect(tests):
     """Fails unless pytest finds every node id in tests."""
+    # The ids name the [ours] variants, whatever the caller's selection.
+    env = dict(os.environ, VMTEST_MODULES='ours')
     p = subprocess.run(['/usr/bin/python3', '-m', 'pytest', '-q',
                         '--collect-only', '-p', 'no:cacheprovider']
-                       + sorted(set(tests)), cwd=HERE, capture_output=True,
-                       text=True, timeout=300)
+                       + sorted(set(tests)), cwd=HERE, env=env,
+                       capture_output=True, text=True, timeout=300)
     if p.returncode:
         raise MutantError('pytest cannot collect the tests of the mutants '
                           f'(rc={p.returncode}):\n{p.stdout}{p.stderr}')
@@ -323,22 +327,20 @@ def main():
     if unknown:
         ap.error(f'unknown mutants: {sorted(unknown)}')
     mutants = [m for m in MUTANTS if not names or m.name in names]
+    if args.check:
+        return check(args, mutants)
     os.makedirs(WORK, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
     head = describe(started, args)
     if args.rev:
         extract_rev(args.rev)
-    elif not args.check:
+    else:
         snapshot()
 
     # Every mutant applies to the current sources: checked before anything
     # long runs.
     for m in mutants:
         apply(m, copy_driver(os.path.join(WORK, m.name)))
-    if args.check:
-        collect([t for m in mutants for t in m.tests])
-        print(f'{len(mutants)} mutants apply; their tests exist')
-        return 0
 
     if not args.no_baseline:
         tests = sorted({t for m in mutants for t in m.tests})
@@ -390,6 +392,23 @@ def main():
     return 1 if bad else 0
 
 
+def check(args, mutants):
+    """--check: apply every mutant in a scratch directory (a make mutants
+    running meanwhile keeps its copies) and collect its tests."""
+    global WORK
+    WORK = tempfile.mkdtemp(prefix='virtio-mem-mutants-')
+    try:
+        if args.rev:
+            extract_rev(args.rev)
+        for m in mutants:
+            apply(m, copy_driver(os.path.join(WORK, m.name)))
+        collect([t for m in mutants for t in m.tests])
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+    print(f'{len(mutants)} mutants apply; their tests exist')
+    return 0
+
+
 def describe(started, args):
     """What this run is of: date, commit, whether the sources differ from
     it, which mutants."""
@@ -397,9 +416,14 @@ def describe(started, args):
         return subprocess.run(['git', '-C', REPO, *a], capture_output=True,
                               text=True).stdout.strip()
 
-    rev = args.rev or git('rev-parse', 'HEAD')
-    dirty = not args.rev and git('status', '--porcelain', '--', 'drivers',
-                                 'include', 'tools/testing')
+    rev = git('rev-parse', '--verify', (args.rev or 'HEAD') + '^{commit}')
+    if not rev:
+        raise MutantError(f'no such git revision: {args.rev}')
+    # The tests always come from the working tree, the driver unless --rev;
+    # kept tables are not sources.
+    paths = ['tools/testing'] + ([] if args.rev else ['drivers', 'include'])
+    dirty = git('status', '--porcelain', '--', *paths,
+                ':(exclude)tools/testing/virtio-mem/mutants-results')
     return (f'make mutants, {started:%Y-%m-%d %H:%M} UTC, commit {rev[:12]}'
             + (' with modified sources' if dirty else '')
             + (f', only {args.only}' if args.only else '')
