@@ -8,6 +8,8 @@ guest refuses a line whose length does not match, and the host sends it
 again.
 """
 
+import pytest
+
 from vmtest import MemDevice
 
 
@@ -24,3 +26,22 @@ def test_damaged_line_is_not_run(make_guest):
     rc, out = g.run('echo fine')
     assert (rc, out) == (0, 'fine\n')
     assert g.resent == 1
+
+
+@pytest.mark.parametrize('kernel', ['debian', 'builtin'])
+def test_stuck_guest_says_why(request, make_guest, kernel):
+    """A guest that stops answering is asked why before the harness gives
+    up (Guest.dump_stuck(): sysrq w and l typed on its keyboard). The
+    built-in test kernel once failed that way with no word in its log:
+    it had no sysrq. Both kernels must now print blocked tasks and every
+    CPU's backtrace."""
+    kw = {}
+    if kernel == 'builtin':
+        kw['kernel'] = request.getfixturevalue('builtin_kernel')
+    g = make_guest(module=None, **kw)
+    mark = g.log_mark()
+    g.dump_stuck(settle=0)
+    for what in ('Show Blocked State', 'Show backtrace of all active CPUs'):
+        g.wait_until(lambda: g.console_log()[mark:], timeout=30,
+                     cond=lambda log, w=what: w in log,
+                     what=f'sysrq: "{what}" in the console log')
