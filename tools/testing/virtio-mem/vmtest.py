@@ -66,10 +66,11 @@ LOG_DIR = os.path.join(BUILD_DIR, 'logs')
 TRANSPORT_MODULES = ['virtio_pci']
 
 READY = '@@VMTEST-READY'
-GARBLED = b'\n@@VMTEST-GARBLED '
-GARBLED_RE = re.compile(r'\n@@VMTEST-GARBLED \d*@@\n')
+# What the guest's command loop says back (see serve() in the init script).
+MARKER_RE = re.compile(rb'\n@@VMTEST-(END|NOTRUN|GARBLED) ([^@\n]*)@@\n')
 SEND_TRIES = 5
-END_RE = re.compile(r'\n@@VMTEST-END (\S+) (\d+)@@\n')
+ASK_AFTER = 10.0    # s of silence before the host asks about its command
+ASK_MAX = 60.0
 
 # Kernel log patterns that mean something went wrong in the guest.
 BAD_LOG_PATTERNS = [
@@ -216,12 +217,17 @@ fi
 # the command's output, then a line "@@VMTEST-END <nonce> <rc>@@". The
 # newline before the marker is always added, so the host can strip it and
 # get the output back byte for byte. The serial line drops bytes now and
-# then under load in TCG: a line whose length does not match is not run,
-# the host is told, and sends it again. Commands do not inherit the channel.
+# then under load in TCG, both ways: a line whose length does not match is
+# not run and the guest says so; and a host that hears nothing back asks
+# with "<length> ? <nonce> <copies>": the guest sends the last reply again
+# if that command ran, else "@@VMTEST-NOTRUN <nonce> <copies>@@" (every
+# line before the question has been read, so the host may send it again).
+# Commands do not inherit the channel.
 serve() {
 	exec 3<>/dev/ttyS1
 	stty raw -echo <&3
 	echo "@@VMTEST-READY load_rc=$load_rc@@" >&3
+	last=
 	while IFS= read -r line <&3; do
 		len=${line%% *}
 		line=${line#* }
@@ -231,8 +237,18 @@ serve() {
 		fi
 		nonce=${line%% *}
 		cmd=${line#* }
+		if [ "$nonce" = "?" ]; then
+			if [ "${cmd%% *}" = "$last" ]; then
+				cat /tmp/.vmtest-out >&3
+				printf '\n@@VMTEST-END %s %d@@\n' "$last" "$rc" >&3
+			else
+				printf '\n@@VMTEST-NOTRUN %s@@\n' "$cmd" >&3
+			fi
+			continue
+		fi
 		sh -c "$cmd" </dev/null >/tmp/.vmtest-out 2>&1 3>&-
 		rc=$?
+		last=$nonce
 		cat /tmp/.vmtest-out >&3
 		printf '\n@@VMTEST-END %s %d@@\n' "$nonce" "$rc" >&3
 	done
@@ -602,6 +618,7 @@ class Guest:
         self._qmp_buf = b''
         self._seq = 0
         self.resent = 0           # commands the channel damaged, sent again
+        self.asked = 0            # questions about a command's reply
         self._block_size = None
         os.makedirs(self.log_dir, exist_ok=True)
         self.console_path = os.path.join(self.log_dir, f'{self.name}.console.log')
@@ -929,9 +946,10 @@ class Guest:
 
     # -- command channel ----------------------------------------------------
 
-    def _read_until(self, find, timeout, what):
+    def _read_until(self, find, timeout, what, quiet=False):
         """Read the command socket until find(buf) >= 0; consume through the
-        end of that line and return the consumed text."""
+        end of that line and return the consumed text. After timeout
+        seconds: None if quiet, else GuestError."""
         deadline = time.monotonic() + timeout
         while True:
             pos = find(self._cmd_buf)
@@ -944,6 +962,8 @@ class Guest:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._check_alive()
+                if quiet:
+                    return None
                 self.dump_stuck()
                 raise GuestError(f'timeout ({timeout}s) waiting for {what}\n'
                                  f'{self._tail(80)}')
@@ -963,40 +983,67 @@ class Guest:
         """Run a shell command in the guest: (rc, output).
 
         One command per call; it may not contain newlines (use ';').
-        stdout and stderr are merged.
+        stdout and stderr are merged. The command runs once, whatever
+        the serial line loses on the way (see serve() in the init script):
+        when no reply comes, the host asks whether the command ran and
+        sends it again only when the guest says it did not.
         """
         if '\n' in cmd:
             raise ValueError('guest commands must be one line')
         self._check_alive()
         self._seq += 1
         nonce = f'{self._seq}.{os.urandom(4).hex()}'
-        marker = f'\n@@VMTEST-END {nonce} '.encode()
 
-        def reply(b):
-            found = [p for p in (b.find(marker), b.find(GARBLED)) if p >= 0]
-            return min(found, default=-1)
+        def marker(b):
+            m = MARKER_RE.search(b)
+            return m.start() if m else -1
 
         deadline = time.monotonic() + timeout
-        for _ in range(SEND_TRIES):
-            self._send_line(f'{nonce} {cmd}')
-            data = self._read_until(reply, max(deadline - time.monotonic(), 1),
-                                    f'guest command {cmd!r}')
-            if GARBLED.strip().decode() not in data:
-                break
-            # Not run: the guest saw a damaged line.
-            self.resent += 1
-            print(f'vmtest: {self.name}: the command channel lost bytes of '
-                  f'{cmd!r}; sending it again', file=sys.stderr)
-        else:
-            raise GuestError(f'command channel: {cmd!r} arrived damaged '
-                             f'{SEND_TRIES} times')
-        *prev, m = END_RE.finditer(data)
-        # Output and markers of earlier commands (timed out, or sent again)
-        # are dropped: our output starts after the last earlier marker.
-        start = max([x.end() for x in prev] +
-                    [x.end() for x in GARBLED_RE.finditer(data, 0, m.start())],
-                    default=0)
-        return int(m.group(2)), data[start:m.start()]
+        copies, ask_after = 0, ASK_AFTER
+        resend = True
+        while True:
+            if resend:
+                if copies == SEND_TRIES:
+                    raise GuestError(f'command channel: {cmd!r} arrived '
+                                     f'damaged {SEND_TRIES} times')
+                self.resent += copies > 0
+                copies += 1
+                self._send_line(f'{nonce} {cmd}')
+                resend = False
+            left = deadline - time.monotonic()
+            data = self._read_until(marker, max(min(left, ask_after), 0),
+                                    None, quiet=True)
+            if data is None and time.monotonic() >= deadline:
+                self.dump_stuck()
+                raise GuestError(f'timeout ({timeout}s) waiting for guest '
+                                 f'command {cmd!r} (asked {self.asked}x '
+                                 f'in all)\n{self._tail(80)}')
+            if data is None:
+                # Silence: the reply, or the command line, may be lost.
+                ask_after = min(ask_after * 2, ASK_MAX)
+                self._ask(nonce, copies, cmd, 'no reply')
+                continue
+            m = MARKER_RE.search(data.encode(errors='replace'))
+            kind, args = m.group(1).decode(), m.group(2).decode().split()
+            if kind == 'END' and args[0] == nonce:
+                return int(args[1]), data[:data.rindex('\n@@VMTEST-END')]
+            if kind == 'GARBLED':
+                # Some line arrived damaged: this one, or an earlier
+                # question. Only the guest knows whether the command ran.
+                self._ask(nonce, copies, cmd, 'a damaged line')
+            elif kind == 'NOTRUN' and args == [nonce, str(copies)]:
+                # Every copy sent so far has been read, and none ran.
+                resend = True
+                print(f'vmtest: {self.name}: the command channel lost '
+                      f'{cmd!r}; sending it again', file=sys.stderr)
+            # Else a late reply to an earlier command or question.
+
+    def _ask(self, nonce, copies, cmd, why):
+        """Ask the guest for the reply to command nonce again."""
+        self.asked += 1
+        print(f'vmtest: {self.name}: {why} on the command channel; asking '
+              f'whether {cmd!r} ran', file=sys.stderr)
+        self._send_line(f'? {nonce} {copies}')
 
     def _send_line(self, line):
         """Send one line of the command channel, framed with its length
