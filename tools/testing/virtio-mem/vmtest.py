@@ -69,6 +69,7 @@ READY = '@@VMTEST-READY'
 # What the guest's command loop says back (see serve() in the init script).
 MARKER_RE = re.compile(rb'\n@@VMTEST-(END|NOTRUN|GARBLED) ([^@\n]*)@@\n')
 SEND_TRIES = 5
+END_ARGS_RE = re.compile(r'(\S+) (\d+) ([0-9a-f]{32})')
 ASK_AFTER = 10.0    # s of silence before the host asks about its command
 ASK_MAX = 60.0
 
@@ -213,21 +214,28 @@ if [ -n "$load" ]; then
 fi
 
 # Command channel: one command per line as "<length> <nonce> <shell
-# command>", where length counts the bytes after its own space; the reply is
-# the command's output, then a line "@@VMTEST-END <nonce> <rc>@@". The
-# newline before the marker is always added, so the host can strip it and
-# get the output back byte for byte. The serial line drops bytes now and
-# then under load in TCG, both ways: a line whose length does not match is
-# not run and the guest says so; and a host that hears nothing back asks
-# with "<length> ? <nonce> <copies>": the guest sends the last reply again
-# if that command ran, else "@@VMTEST-NOTRUN <nonce> <copies>@@" (every
-# line before the question has been read, so the host may send it again).
-# Commands do not inherit the channel.
+# command>", where length counts the bytes after its own space. The reply
+# is "@@VMTEST-OUT <nonce>@@", the command's output, then "@@VMTEST-END
+# <nonce> <rc> <md5 of the output>@@", each marker on a line of its own
+# (the newline before END is always added, so the host gets the output
+# back byte for byte). The serial line drops bytes now and then under load
+# in TCG, both ways: a line whose length does not match is not run and the
+# guest says so; a host that hears nothing back, or a reply that does not
+# add up, asks with "<length> ? <nonce> <copies>": the guest sends the last
+# reply again if that command ran, else "@@VMTEST-NOTRUN <nonce>
+# <copies>@@" (every line before the question has been read, so the host
+# may send it again). Commands do not inherit the channel.
+reply() {
+	printf '\n@@VMTEST-OUT %s@@\n' "$last" >&3
+	cat /tmp/.vmtest-out >&3
+	sum=$(md5sum </tmp/.vmtest-out)
+	printf '\n@@VMTEST-END %s %d %s@@\n' "$last" "$rc" "${sum%% *}" >&3
+}
+
 serve() {
 	exec 3<>/dev/ttyS1
 	stty raw -echo <&3
 	echo "@@VMTEST-READY load_rc=$load_rc@@" >&3
-	last=
 	while IFS= read -r line <&3; do
 		len=${line%% *}
 		line=${line#* }
@@ -239,8 +247,7 @@ serve() {
 		cmd=${line#* }
 		if [ "$nonce" = "?" ]; then
 			if [ "${cmd%% *}" = "$last" ]; then
-				cat /tmp/.vmtest-out >&3
-				printf '\n@@VMTEST-END %s %d@@\n' "$last" "$rc" >&3
+				reply
 			else
 				printf '\n@@VMTEST-NOTRUN %s@@\n' "$cmd" >&3
 			fi
@@ -249,12 +256,13 @@ serve() {
 		sh -c "$cmd" </dev/null >/tmp/.vmtest-out 2>&1 3>&-
 		rc=$?
 		last=$nonce
-		cat /tmp/.vmtest-out >&3
-		printf '\n@@VMTEST-END %s %d@@\n' "$nonce" "$rc" >&3
+		reply
 	done
 }
 
-# PID 1 must never exit (that would panic the kernel).
+# PID 1 must never exit (that would panic the kernel). What ran is kept
+# across a restart of serve(), so that a question is answered right.
+last=
 while true; do
 	serve
 	sleep 1
@@ -946,10 +954,10 @@ class Guest:
 
     # -- command channel ----------------------------------------------------
 
-    def _read_until(self, find, timeout, what, quiet=False):
+    def _read_until(self, find, timeout, what, quiet=False, raw=False):
         """Read the command socket until find(buf) >= 0; consume through the
-        end of that line and return the consumed text. After timeout
-        seconds: None if quiet, else GuestError."""
+        end of that line and return the consumed text (bytes if raw). After
+        timeout seconds: None if quiet, else GuestError."""
         deadline = time.monotonic() + timeout
         while True:
             pos = find(self._cmd_buf)
@@ -958,7 +966,7 @@ class Guest:
                 if end >= 0:
                     data = self._cmd_buf[:end + 1]
                     self._cmd_buf = self._cmd_buf[end + 1:]
-                    return data.decode(errors='replace')
+                    return data if raw else data.decode(errors='replace')
             left = deadline - time.monotonic()
             if left <= 0:
                 self._check_alive()
@@ -983,10 +991,11 @@ class Guest:
         """Run a shell command in the guest: (rc, output).
 
         One command per call; it may not contain newlines (use ';').
-        stdout and stderr are merged. The command runs once, whatever
-        the serial line loses on the way (see serve() in the init script):
-        when no reply comes, the host asks whether the command ran and
-        sends it again only when the guest says it did not.
+        stdout and stderr are merged. The command runs once and its output
+        arrives whole, whatever the serial line loses on the way (see
+        serve() in the init script): when no reply comes, or one that does
+        not add up, the host asks whether the command ran, and sends it
+        again only when the guest says it did not.
         """
         if '\n' in cmd:
             raise ValueError('guest commands must be one line')
@@ -1004,39 +1013,59 @@ class Guest:
         while True:
             if resend:
                 if copies == SEND_TRIES:
-                    raise GuestError(f'command channel: {cmd!r} arrived '
-                                     f'damaged {SEND_TRIES} times')
+                    raise GuestError(f'command channel: {cmd!r} did not '
+                                     f'reach the guest in {SEND_TRIES} tries')
                 self.resent += copies > 0
                 copies += 1
                 self._send_line(f'{nonce} {cmd}')
                 resend = False
             left = deadline - time.monotonic()
             data = self._read_until(marker, max(min(left, ask_after), 0),
-                                    None, quiet=True)
-            if data is None and time.monotonic() >= deadline:
-                self.dump_stuck()
-                raise GuestError(f'timeout ({timeout}s) waiting for guest '
-                                 f'command {cmd!r} (asked {self.asked}x '
-                                 f'in all)\n{self._tail(80)}')
+                                    None, quiet=True, raw=True)
             if data is None:
+                if left <= ask_after:
+                    self.dump_stuck()
+                    raise GuestError(f'timeout ({timeout}s) waiting for '
+                                     f'guest command {cmd!r} (asked '
+                                     f'{self.asked}x in all)\n'
+                                     f'{self._tail(80)}')
                 # Silence: the reply, or the command line, may be lost.
                 ask_after = min(ask_after * 2, ASK_MAX)
                 self._ask(nonce, copies, cmd, 'no reply')
                 continue
-            m = MARKER_RE.search(data.encode(errors='replace'))
-            kind, args = m.group(1).decode(), m.group(2).decode().split()
-            if kind == 'END' and args[0] == nonce:
-                return int(args[1]), data[:data.rindex('\n@@VMTEST-END')]
-            if kind == 'GARBLED':
+            m = MARKER_RE.search(data)
+            kind, args = m.group(1), m.group(2).decode(errors='replace')
+            if kind == b'END' and args.split()[:1] == [nonce]:
+                out = self._reply_output(data[:m.start()], nonce, args)
+                if out is not None:
+                    return out
+                self._ask(nonce, copies, cmd, 'a damaged reply')
+            elif kind == b'END' and not END_ARGS_RE.fullmatch(args):
+                # Perhaps ours, with bytes lost in the marker.
+                self._ask(nonce, copies, cmd, 'a damaged reply')
+            elif kind == b'GARBLED':
                 # Some line arrived damaged: this one, or an earlier
                 # question. Only the guest knows whether the command ran.
                 self._ask(nonce, copies, cmd, 'a damaged line')
-            elif kind == 'NOTRUN' and args == [nonce, str(copies)]:
+            elif kind == b'NOTRUN' and args.split() == [nonce, str(copies)]:
                 # Every copy sent so far has been read, and none ran.
                 resend = True
                 print(f'vmtest: {self.name}: the command channel lost '
                       f'{cmd!r}; sending it again', file=sys.stderr)
             # Else a late reply to an earlier command or question.
+
+    @staticmethod
+    def _reply_output(data, nonce, args):
+        """(rc, output) of a reply to command nonce, from the bytes before
+        its END marker; None if bytes of it were lost."""
+        m = END_ARGS_RE.fullmatch(args)
+        start = data.rfind(b'\n@@VMTEST-OUT %s@@\n' % nonce.encode())
+        if not m or start < 0:
+            return None
+        out = data[start + len(nonce) + len('\n@@VMTEST-OUT @@\n'):]
+        if hashlib.md5(out).hexdigest() != m.group(3):
+            return None
+        return int(m.group(2)), out.decode(errors='replace')
 
     def _ask(self, nonce, copies, cmd, why):
         """Ask the guest for the reply to command nonce again."""

@@ -103,7 +103,8 @@ def pytest_terminal_summary(terminalreporter):
         boot = f'{boot:.1f}s' if boot is not None else 'n/a'
         tr.write_line(f'{nodeid}: boot {boot}')
         for what, secs in steps:
-            tr.write_line(f'    {what}: {secs:.1f}s')
+            tr.write_line(f'    {what}' +
+                          ('' if secs is None else f': {secs:.1f}s'))
 
 
 @pytest.fixture(scope='session')
@@ -250,5 +251,5 @@ def make_guest(request, initramfs):
             # Not a failure: what the channel lost and recovered, so that
             # a run shows how often it happens.
             steps.append((f'command channel: asked {g.asked}x, '
-                          f'sent again {g.resent}x', 0.0))
+                          f'sent again {g.resent}x', None))
         _timings.append((request.node.nodeid, g.boot_time, steps))

@@ -10,6 +10,7 @@ ran: the guest sends the reply again, or says it did not run, and only
 then does the host send it again.
 """
 
+import re
 import socket
 
 import pytest
@@ -18,13 +19,15 @@ from vmtest import MemDevice
 
 
 class LossyLink:
-    """The host's end of the command socket, losing what a test says."""
+    """The host's end of the command socket, losing what a test says:
+    mangle(reply) is applied to the next reply that comes back whole
+    (through its END line), drop_line to the next line sent."""
 
     def __init__(self, sock):
         self.sock = sock
-        self.drop_reply = False     # swallow incoming bytes through a reply
-        self.drop_line = None       # 'line' or 'newline' of the next send
-        self._swallowed = b''
+        self.mangle = None
+        self.drop_line = None       # 'line' or 'newline'
+        self._held = b''
 
     def sendall(self, data):
         what, self.drop_line = self.drop_line, None
@@ -36,55 +39,76 @@ class LossyLink:
 
     def recv(self, n):
         chunk = self.sock.recv(n)
-        if not self.drop_reply:
+        if not self.mangle:
             return chunk
-        self._swallowed += chunk
-        end = self._swallowed.find(b'@@VMTEST-END ')
-        if end < 0 or b'\n' not in self._swallowed[end:]:
-            return self._nothing()
-        rest = self._swallowed[self._swallowed.index(b'\n', end) + 1:]
-        self.drop_reply, self._swallowed = False, b''
-        return rest if rest else self._nothing()
-
-    def _nothing(self):
-        raise socket.timeout()
+        self._held += chunk
+        end = self._held.find(b'@@VMTEST-END ')
+        if end < 0 or b'\n' not in self._held[end:]:
+            raise socket.timeout()
+        cut = self._held.index(b'\n', end) + 1
+        reply, rest = self._held[:cut], self._held[cut:]
+        mangle, self.mangle, self._held = self.mangle, None, b''
+        data = mangle(reply) + rest
+        if not data:
+            raise socket.timeout()
+        return data
 
     def __getattr__(self, name):
         return getattr(self.sock, name)
 
 
+def lose(what):
+    """A mangle for LossyLink: lose the first what, one byte or all."""
+    return lambda reply: reply.replace(what, what[:-1], 1)
+
+
 def run_once(g, tag):
     """A command whose output tells how often it ran."""
-    return g.run(f'echo x >> /tmp/{tag}; grep -c x /tmp/{tag}')
+    return g.run(f'echo {tag} >> /tmp/{tag}; grep -c {tag} /tmp/{tag}')
 
 
-def test_damaged_line_is_not_run(make_guest):
+def test_lost_bytes_do_not_run_twice(make_guest):
+    """Each way the line can lose bytes, once: the command runs once, its
+    output is right, and later commands are not confused."""
     g = make_guest(devices=[MemDevice('vm0', size='1G')], module=None)
-    # As if bytes were lost: the length says more than arrived.
+    # As if bytes were lost: the length says more than arrived. The guest
+    # answers "damaged" before it runs the next command; the host asks.
     g._cmd.sendall(b'60 1.damaged touch /tmp/damaged\n')
-    # The guest answers "damaged" (for the line above) before it runs the
-    # next command; the host asks, and does not run its command twice.
-    assert run_once(g, 'damaged-then') == (0, '1\n')
-    rc, out = g.run('test -e /tmp/damaged; echo $?')
-    assert (rc, out) == (0, '1\n'), 'a damaged line was run'
-    assert (g.resent, g.asked) == (0, 1)
+    assert run_once(g, 'after-damaged') == (0, '1\n')
+    assert g.run('test -e /tmp/damaged; echo $?') == (0, '1\n'), \
+        'a damaged line was run'
+    assert g.asked >= 1
 
     link = g._cmd = LossyLink(g._cmd)
-    # The reply is lost: asked for, sent again, the command ran once.
-    link.drop_reply = True
-    assert run_once(g, 'lost-reply') == (0, '1\n')
-    assert (g.resent, g.asked) == (0, 2)
-    # The command line is lost: the guest says it did not run it.
-    link.drop_line = 'line'
-    assert run_once(g, 'lost-line') == (0, '1\n')
-    assert (g.resent, g.asked) == (1, 3)
-    # Its newline is lost: the question joins it into one damaged line.
-    link.drop_line = 'newline'
-    assert run_once(g, 'lost-newline') == (0, '1\n')
-    assert (g.resent, g.asked) == (2, 5)
-    # Late replies to the questions do not confuse the next command.
+    cases = [
+        ('reply', lambda reply: b''),
+        ('marker', lose(b'@@VMTEST-END')),
+        ('rc', lambda reply: re.sub(rb'(END \S+ )\d+', rb'\1', reply)),
+        ('output', lambda reply: re.sub(rb'(OUT \S+@@\n).', rb'\1', reply)),
+        ('start', lose(b'@@VMTEST-OUT')),
+    ]
+    for tag, mangle in cases:
+        asked = g.asked
+        link.mangle = mangle
+        assert run_once(g, f'lost-{tag}') == (0, '1\n'), tag
+        assert link.mangle is None, f'{tag}: the reply was not mangled'
+        assert g.asked > asked, f'{tag}: the host did not ask'
+    for tag in ('line', 'newline'):
+        resent = g.resent
+        link.drop_line = tag
+        assert run_once(g, f'lost-{tag}') == (0, '1\n'), tag
+        assert g.resent > resent, f'lost {tag}: not sent again'
+    # A long command: the host asks meanwhile, and the guest answers each
+    # question after the command. Those late replies are not the next
+    # command's.
+    asked = g.asked
+    assert g.run('sleep 12; echo slept') == (0, 'slept\n')
+    assert g.asked > asked
     assert g.run('echo fine') == (0, 'fine\n')
-    assert run_once(g, 'lost-reply') == (0, '2\n')
+    # Nothing ran twice, not even later.
+    tags = [f'lost-{t}' for t, _ in cases] + ['lost-line', 'lost-newline']
+    counts = g.check('cd /tmp; grep -c lost- ' + ' '.join(tags))
+    assert counts.split() == [f'{t}:1' for t in tags], counts
 
 
 @pytest.mark.parametrize('kernel', ['debian', 'builtin'])
