@@ -215,7 +215,7 @@ fi
 
 # Command channel: one command per line as "<length> <nonce> <shell
 # command>", where length counts the bytes after its own space. The reply
-# is "@@VMTEST-OUT <nonce>@@", the command's output, then "@@VMTEST-END
+# is "@@VMTEST-OUT <nonce> <rc>@@", the command's output, then "@@VMTEST-END
 # <nonce> <rc> <md5 of the output>@@", each marker on a line of its own
 # (the newline before END is always added, so the host gets the output
 # back byte for byte). The serial line drops bytes now and then under load
@@ -226,7 +226,7 @@ fi
 # <copies>@@" (every line before the question has been read, so the host
 # may send it again). Commands do not inherit the channel.
 reply() {
-	printf '\n@@VMTEST-OUT %s@@\n' "$last" >&3
+	printf '\n@@VMTEST-OUT %s %d@@\n' "$last" "$rc" >&3
 	cat /tmp/.vmtest-out >&3
 	sum=$(md5sum </tmp/.vmtest-out)
 	printf '\n@@VMTEST-END %s %d %s@@\n' "$last" "$rc" "${sum%% *}" >&3
@@ -1059,10 +1059,15 @@ class Guest:
         """(rc, output) of a reply to command nonce, from the bytes before
         its END marker; None if bytes of it were lost."""
         m = END_ARGS_RE.fullmatch(args)
-        start = data.rfind(b'\n@@VMTEST-OUT %s@@\n' % nonce.encode())
-        if not m or start < 0:
+        if not m:
             return None
-        out = data[start + len(nonce) + len('\n@@VMTEST-OUT @@\n'):]
+        # Both markers carry the rc: a digit lost in one shows.
+        head = b'\n@@VMTEST-OUT %s %s@@\n' % (nonce.encode(),
+                                            m.group(2).encode())
+        start = data.rfind(head)
+        if start < 0:
+            return None
+        out = data[start + len(head):]
         if hashlib.md5(out).hexdigest() != m.group(3):
             return None
         return int(m.group(2)), out.decode(errors='replace')

@@ -62,9 +62,10 @@ def lose(what):
     return lambda reply: reply.replace(what, what[:-1], 1)
 
 
-def run_once(g, tag):
+def run_once(g, tag, rc=0):
     """A command whose output tells how often it ran."""
-    return g.run(f'echo {tag} >> /tmp/{tag}; grep -c {tag} /tmp/{tag}')
+    return g.run(f'echo {tag} >> /tmp/{tag}; grep -c {tag} /tmp/{tag}; '
+                 f'exit {rc}')
 
 
 def test_lost_bytes_do_not_run_twice(make_guest):
@@ -80,17 +81,22 @@ def test_lost_bytes_do_not_run_twice(make_guest):
     assert g.asked >= 1
 
     link = g._cmd = LossyLink(g._cmd)
+    # (what is lost, rc of the command, how)
     cases = [
-        ('reply', lambda reply: b''),
-        ('marker', lose(b'@@VMTEST-END')),
-        ('rc', lambda reply: re.sub(rb'(END \S+ )\d+', rb'\1', reply)),
-        ('output', lambda reply: re.sub(rb'(OUT \S+@@\n).', rb'\1', reply)),
-        ('start', lose(b'@@VMTEST-OUT')),
+        ('reply', 0, lambda reply: b''),
+        ('marker', 0, lose(b'@@VMTEST-END')),
+        ('rc', 0, lambda reply: re.sub(rb'(END \S+ )\d+', rb'\1', reply)),
+        ('rc-digit', 17, lambda reply: re.sub(rb'(END \S+ )1', rb'\1',
+                                             reply)),
+        ('space', 0, lambda reply: re.sub(rb'(END \S+) ', rb'\1', reply)),
+        ('output', 0, lambda reply: re.sub(rb'(OUT [^@]*@@\n).', rb'\1',
+                                           reply)),
+        ('start', 0, lose(b'@@VMTEST-OUT')),
     ]
-    for tag, mangle in cases:
+    for tag, rc, mangle in cases:
         asked = g.asked
         link.mangle = mangle
-        assert run_once(g, f'lost-{tag}') == (0, '1\n'), tag
+        assert run_once(g, f'lost-{tag}', rc) == (rc, '1\n'), tag
         assert link.mangle is None, f'{tag}: the reply was not mangled'
         assert g.asked > asked, f'{tag}: the host did not ask'
     for tag in ('line', 'newline'):
@@ -106,7 +112,7 @@ def test_lost_bytes_do_not_run_twice(make_guest):
     assert g.asked > asked
     assert g.run('echo fine') == (0, 'fine\n')
     # Nothing ran twice, not even later.
-    tags = [f'lost-{t}' for t, _ in cases] + ['lost-line', 'lost-newline']
+    tags = [f'lost-{t}' for t, _, _ in cases] + ['lost-line', 'lost-newline']
     counts = g.check('cd /tmp; grep -c lost- ' + ' '.join(tags))
     assert counts.split() == [f'{t}:1' for t in tags], counts
 
