@@ -58,7 +58,7 @@ class LossyLink:
 
 
 def lose(what):
-    """A mangle for LossyLink: lose the first what, one byte or all."""
+    """A mangle for LossyLink: lose the last byte of the first what."""
     return lambda reply: reply.replace(what, what[:-1], 1)
 
 
