@@ -3,6 +3,8 @@
 # virtio-mem guest driver: build, install and test entry points.
 #
 #   make                  build drivers/virtio/virtio_mem.ko
+#   make module-fi        the same with fault injection, for the tests
+#                         (CONFIG_VIRTIO_MEM_FAULT_INJECTION), in .build/
 #   make demo             boot a QEMU guest, grow it, show its memory follow
 #   make bench            compare with Debian's own driver (BENCH_ARGS=--reps N)
 #   make check            run every test (installs what it needs): build
@@ -42,13 +44,30 @@ KBUILD := $(MAKE) -C $(KDIR) M=$(DRV) CONFIG_VIRTIO_MEM=m
 
 SRCS := $(wildcard $(DRV)/*.c $(DRV)/*.h) $(TOP)/include/uapi/linux/virtio_mem.h
 
-.PHONY: all module clean deps check demo bench checkpatch sparse \
+.PHONY: all module module-fi clean deps check demo bench checkpatch sparse \
 	modules_install unit print-kver check-module check-builtin kernel \
 	kernel-check mutants
 
 all: module
 
 module: $(DRV)/virtio_mem.ko
+
+# The tests' build, with fault injection, from a copy of the sources: the
+# module users load has none of it.
+FI_DIR := $(BUILD)/fault-injection
+FI_KO := $(FI_DIR)/drivers/virtio/virtio_mem.ko
+
+module-fi: $(FI_KO)
+
+$(FI_KO): $(SRCS) $(DRV)/Makefile
+	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR):" \
+		"run tools/testing/virtio-mem/deps.sh or set KDIR" >&2; exit 1; }
+	mkdir -p $(FI_DIR)/drivers/virtio $(FI_DIR)/include/uapi/linux
+	cp -u $(filter-out %.mod.c,$(wildcard $(DRV)/*.[ch])) $(DRV)/Makefile \
+		$(FI_DIR)/drivers/virtio/
+	cp -u $(TOP)/include/uapi/linux/virtio_mem.h $(FI_DIR)/include/uapi/linux/
+	$(MAKE) -C $(KDIR) M=$(FI_DIR)/drivers/virtio CONFIG_VIRTIO_MEM=m \
+		CONFIG_VIRTIO_MEM_FAULT_INJECTION=y modules
 
 $(DRV)/virtio_mem.ko: $(SRCS) $(DRV)/Makefile
 	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR):" \
@@ -111,7 +130,7 @@ unit:
 # finding (the KUnit files included), stops it before any test runs; the
 # built-in tests also refuse a bzImage older than its sources.
 check: deps
-	$(MAKE) module
+	$(MAKE) module module-fi
 	$(MAKE) kernel-check
 	VMTEST_BZIMAGE=$(KERNEL_OUT)/arch/x86/boot/bzImage \
 		$(TESTDIR)/run-tests.sh $(TESTS)
@@ -120,7 +139,7 @@ check: deps
 # is not a failure. The module half needs the kernel source too: KUnit
 # results are read with its kunit.py (tests/test_ktap.py).
 check-module: deps
-	$(MAKE) module
+	$(MAKE) module module-fi
 	$(MAKE) $(LINUX_SRC)/.unpacked
 	$(TESTDIR)/run-tests.sh -m 'not builtin' $(TESTS) || [ $$? -eq 5 ]
 

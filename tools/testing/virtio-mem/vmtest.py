@@ -64,6 +64,9 @@ LOG_DIR = os.path.join(BUILD_DIR, 'logs')
 # Transport modules needed before any virtio device shows up; the load
 # order is derived from `modinfo -F depends` at build time.
 TRANSPORT_MODULES = ['virtio_pci']
+# Modules a test may load by hand (insmod /extra/NAME.ko), with what they
+# need beyond the transport: a balloon beside virtio-mem, as libvirt adds.
+EXTRA_MODULES = ['virtio_balloon']
 
 READY = '@@VMTEST-READY'
 # What the guest's command loop says back (see serve() in the init script).
@@ -100,7 +103,7 @@ SHM_DIR = '/dev/shm'
 # kexec-tools, put into the initramfs with its libraries for crash kernels.
 KEXEC = '/usr/sbin/kexec'
 # Usual crash kernel options (besides the console and the vmtest knobs).
-KDUMP_CMDLINE = 'irqpoll nr_cpus=1 reset_devices'
+KDUMP_CMDLINE = 'irqpoll reset_devices'
 
 
 class GuestError(Exception):
@@ -163,6 +166,13 @@ def kernel_version():
 def ours_ko():
     return os.environ.get('VMEM_KO',
                           os.path.join(REPO, 'drivers/virtio/virtio_mem.ko'))
+
+
+def ours_fi_ko():
+    """Our module built with fault injection (make module-fi): the one
+    tests load as 'ours-fi' to reach error paths QEMU cannot."""
+    return os.environ.get('VMEM_FI_KO', os.path.join(
+        BUILD_DIR, 'fault-injection', 'drivers', 'virtio', 'virtio_mem.ko'))
 
 
 def ref_ko(kver=None):
@@ -316,8 +326,9 @@ def _modinfo(kver, field, name):
                           ).stdout.strip()
 
 
-def transport_modules(kver):
-    """[(name, path)] of the virtio transport modules in load order."""
+def transport_modules(kver, names=None):
+    """[(name, path)] of the virtio transport modules (or of `names`) and
+    what they depend on, in load order."""
     order = []
 
     def visit(name):
@@ -331,7 +342,7 @@ def transport_modules(kver):
                               ).stdout.strip()
         order.append((name, path))
 
-    for m in TRANSPORT_MODULES:
+    for m in TRANSPORT_MODULES if names is None else names:
         visit(m)
     return order
 
@@ -396,8 +407,14 @@ def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR, modules=True,
         for name, path in mods:
             files[f'modules/{name}.ko'] = (_read_ko(path), 0o644)
         files['ref/virtio_mem.ko'] = (_read_ko(ref_ko(kver)), 0o644)
+        loaded = {n for n, _ in mods}
+        for name, path in transport_modules(kver, EXTRA_MODULES):
+            if name not in loaded:
+                files[f'extra/{name}.ko'] = (_read_ko(path), 0o644)
         if os.path.exists(ko):
             files['ours/virtio_mem.ko'] = (_read_ko(ko), 0o644)
+        if os.path.exists(ours_fi_ko()):
+            files['ours-fi/virtio_mem.ko'] = (_read_ko(ours_fi_ko()), 0o644)
     for prog in [] if crash else GUEST_PROGRAMS:
         with open(build_guest_program(prog, build_dir), 'rb') as f:
             files[f'bin/{prog}'] = (f.read(), 0o755)
@@ -564,7 +581,8 @@ class Guest:
                   add up to mem; 0 makes a memory-less node); all CPUs
                   go to node 0
     smp, cmdline  vCPUs, extra kernel command line
-    module        'ours', 'ref' or None: virtio_mem.ko insmodded by /init
+    module        'ours', 'ours-fi' (ours with fault injection), 'ref' or
+                  None: virtio_mem.ko insmodded by /init
     params        its parameters, 'a=1,b=2' or a dict
     online        auto_online_blocks policy set before the module loads,
                   e.g. 'online_movable'; None leaves the kernel default
@@ -577,6 +595,9 @@ class Guest:
     kernel        boot this bzImage (virtio and virtio_mem built in, see
                   make kernel) instead of Debian's kernel; the initramfs
                   then holds no modules, and module must be None
+    qemu_args     more QEMU arguments, e.g. ['-device',
+                  'virtio-balloon-pci,id=balloon0'] (load its driver with
+                  insmod /extra/virtio_balloon.ko)
     kdump         put a crash kernel (the booted one) into the initramfs,
                   for load_crash_kernel() and crash(); boot with
                   cmdline='crashkernel=256M' to reserve memory for it
@@ -586,7 +607,7 @@ class Guest:
                  numa=None, smp=2, cmdline='', module='ours', params='',
                  online=None, name='guest', log_dir=LOG_DIR,
                  boot_timeout=300, check_load=True, kver=None,
-                 reboot=False, kernel=None, kdump=False):
+                 reboot=False, kernel=None, kdump=False, qemu_args=()):
         if kernel and module:
             raise ValueError('a built-in kernel takes no module')
         self.kernel = kernel
@@ -610,6 +631,7 @@ class Guest:
         self.check_load = check_load
         self.reboot = reboot
         self.kdump = kdump
+        self.qemu_args = list(qemu_args)
 
         self.proc = None
         self.boot_time = None
@@ -686,7 +708,7 @@ class Guest:
                 cmd += ['-numa', node]
         for d in self.devices:
             cmd += d.qemu_args()
-        return cmd
+        return cmd + self.qemu_args
 
     def _take_lock(self):
         # Not 'w': that would wipe the holder's name while it holds it.
@@ -724,6 +746,10 @@ class Guest:
         if self.module == 'ours' and not os.path.exists(ours_ko()):
             raise GuestError(f'our module {ours_ko()} does not exist: '
                              'build it first (make)')
+        if self.module == 'ours-fi' and not os.path.exists(ours_fi_ko()):
+            raise GuestError(f'our module with fault injection '
+                             f'{ours_fi_ko()} does not exist: build it '
+                             'first (make module-fi)')
         self._take_lock()
         # Unix socket paths are limited to 108 bytes: keep them in /tmp.
         self._tmp = tempfile.mkdtemp(prefix='vmtest-')
@@ -780,21 +806,22 @@ class Guest:
         self._wait_ready(t0, 'the guest to boot again after system_reset')
         return mark
 
-    def load_crash_kernel(self, cmdline=''):
+    def load_crash_kernel(self, cmdline='', cpus=1):
         """Load the crash kernel of a Guest(kdump=True) with kexec -s -p.
 
         kexec_file_load builds the dump's memory map now, from the memory
         Linux has at this moment: load it after plugging. The crash
-        kernel's command line has the console, KDUMP_CMDLINE, vmtest.online
-        and `cmdline`, but no vmtest.load: its /init loads no virtio_mem
-        module. Returns that command line.
+        kernel's command line has the console, KDUMP_CMDLINE, nr_cpus=cpus
+        (usually 1), vmtest.online and `cmdline`, but no vmtest.load: its
+        /init loads no virtio_mem module. Returns that command line.
         """
         if not self.kdump:
             raise GuestError('load_crash_kernel() needs Guest(kdump=True)')
         if not int(self.check('cat /sys/kernel/kexec_crash_size')):
             raise GuestError('no memory reserved for a crash kernel: boot '
                              "with cmdline='crashkernel=256M'")
-        args = ['console=ttyS0', 'panic=-1', KDUMP_CMDLINE]
+        args = ['console=ttyS0', 'panic=-1', KDUMP_CMDLINE,
+                f'nr_cpus={cpus}']
         if self.online:
             args.append(f'vmtest.online={self.online}')
         if cmdline:
@@ -1230,6 +1257,12 @@ class Guest:
         return nodes
 
     # -- our driver's sysfs -------------------------------------------------
+
+    @property
+    def ours(self):
+        """Whether our driver runs: our module (with fault injection or
+        not), or our test kernel with it built in."""
+        return self.module in ('ours', 'ours-fi') or bool(self.kernel)
 
     def vmem_sysfs(self, dev_id):
         """All attributes in virtioN/virtio_mem/ of the device with QEMU id

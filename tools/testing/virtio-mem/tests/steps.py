@@ -87,7 +87,7 @@ def plug_sequence(guest, dev, sizes=PLUG_SEQUENCE):
     for size in sizes:
         plug_step(guest, dev, size, base)
         usable = usable_region(guest, dev, size, usable)
-        if guest.module == 'ours':
+        if guest.ours:
             wait_equal(guest, lambda: guest.vmem_attr(dev,
                                                       'usable_region_size'),
                        usable, f'{dev}: driver usable_region_size')
@@ -129,7 +129,7 @@ def check_sizes(guest, dev, size, base_memtotal, timeout=RESIZE_TIMEOUT):
                      cond=lambda d: d == want_kb, timeout=timeout,
                      what=f'MemTotal - base == {want_kb} kB '
                      f'(base {base_memtotal} kB)')
-    if guest.module == 'ours':
+    if guest.ours:
         attrs = guest.wait_until(
             lambda: guest.vmem_sysfs(dev),
             cond=lambda a: a.get('plugged_size') == size,

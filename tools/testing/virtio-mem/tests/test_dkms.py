@@ -305,3 +305,15 @@ def test_dkms_module_in_guest(dist_install, make_guest, monkeypatch):
         assert got == info['default'], f'{name}: {got}, source default ' \
             f'{info["default"]}'
     g.assert_log_clean()
+
+
+def test_dkms_builds_only_for_tested_series():
+    """dkms builds only for the kernel series the suite tests (Debian
+    12's 6.1): a 6.12 or later kernel installed beside it must not get a
+    build that fails, or worse, builds and misbehaves."""
+    rx = re.compile(dkms_conf('BUILD_EXCLUSIVE_KERNEL'))
+    for ok in ('6.1.0-57-amd64', '6.1.0-25-cloud-amd64', kver()):
+        assert rx.search(ok), f'dkms would not build for {ok}'
+    for no in ('6.12.117+deb12-amd64', '6.10.0-1-amd64', '6.2.0-1-amd64',
+               '6.19.1', '7.1.0-1-amd64', '5.10.0-30-amd64', '16.1.0'):
+        assert not rx.search(no), f'dkms would build for untested {no}'

@@ -4,8 +4,11 @@ driver, and it counts them.
 
 - ERROR: the driver logs the request, re-synchronises its view with STATE
   requests and carries on. QEMU only answers ERROR to requests that
-  contradict its state, so the driver's debugfs knob inject_error makes it
-  send one such request.
+  contradict its state, so the fault-injection build of our module
+  ('ours-fi') has a debugfs knob, inject_error, that makes it send one.
+  Another one, inject_stray, plugs a device block behind the driver's
+  back, so that the resync has something to repair: a whole unit, or with
+  1 MiB device blocks half a unit (the device calls it MIXED).
 - NACK: QEMU answers NACK to a PLUG beyond the requested size. With a device
   fully plugged, the request inject_error sends is such a PLUG.
 - A memory block Linux refuses to add: the kernel command line reserves
@@ -16,6 +19,8 @@ driver, and it counts them.
 
 All in one guest: two devices, vm0 (8G) and vm1 (256M, fully requested).
 """
+
+import re
 
 from steps import assert_steady, check_sizes, plug_step, resize_step, \
     wait_equal, wait_settled
@@ -43,7 +48,7 @@ def stat(g, dev, name):
 def test_error_nack_and_add_failure(make_guest):
     g = make_guest(devices=[MemDevice('vm0', size='8G'),
                             MemDevice('vm1', size='256M', requested='256M')],
-                   module='ours', online='online_movable',
+                   module='ours-fi', online='online_movable',
                    cmdline=f'memmap=2M${RESERVED:#x}')
     assert g.device_info('vm0')['memaddr'] == VM0_ADDR, \
         'vm0 is not where the memmap= reservation expects it'
@@ -117,3 +122,38 @@ def test_error_nack_and_add_failure(make_guest):
             f'echo 10000 > {PARAMS}/backoff_max_ms')
     resize_step(g, 'vm0', 1 * GiB, base, timeout=30)
     assert stat(g, 'vm0', 'broken') == 0
+
+
+def test_resync_repairs_what_the_device_did_alone(make_guest):
+    """A device block plugged behind the driver's back, just as it grows:
+    the device's plugged size no longer matches the driver's (and its own
+    PLUG gets NACK: the stray block took the room), so the driver compares
+    with STATE requests, unplugs the stray block again, and then growing
+    gets there. vm0 has 2 MiB device blocks (a whole unit is stray); vm1
+    has 1 MiB blocks, so the stray block is half of a 2 MiB unit, which
+    the device calls MIXED: the resync must split it and ask again."""
+    g = make_guest(devices=[MemDevice('vm0', size='4G'),
+                            MemDevice('vm1', size='4G', block_size='1M')],
+                   module='ours-fi', online='online_movable')
+    base = g.memtotal()
+    for dev in ('vm0', 'vm1'):
+        size = 256 * MiB + 6 * MiB
+        plug_step(g, dev, size, base)
+        state0 = stat(g, dev, 'requests_state')
+        mark = g.log_mark()
+        # Plugged by the work as it starts on the next request.
+        g.check(f'echo 1 > {knob(g, dev, "inject_stray")}')
+        plug_step(g, dev, size + 4 * MiB, base)
+        log = g.wait_until(lambda: g.console_log()[mark:],
+                           cond=lambda lg: 'resync: 1 units were plugged '
+                           'without us' in lg, timeout=30,
+                           what=f'{dev}: the repair in the kernel log')
+        assert 'behind the driver\'s back' in log, log
+        assert 'resync stopped' not in log, log
+        assert re.search(r'device reports \d+ MiB plugged, driver \d+ MiB',
+                         log), log
+        assert stat(g, dev, 'resyncs') == 1
+        assert stat(g, dev, 'requests_state') > state0, \
+            f'{dev}: no STATE request in the resync'
+        base = g.memtotal()
+    g.assert_log_clean()

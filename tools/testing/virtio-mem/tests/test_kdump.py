@@ -17,6 +17,8 @@ the dump read.
 import re
 import time
 
+import pytest
+
 from steps import resize_step
 from vmtest import MiB, MemDevice, fmt_size
 
@@ -35,11 +37,14 @@ def driver_lines(g, since):
             if 'virtio_mem' in ln]
 
 
-def test_kdump_reads_only_plugged(make_guest, module):
+@pytest.mark.parametrize('readers', [1, 4])
+def test_kdump_reads_only_plugged(make_guest, module, readers):
     """Plug 130 MiB, crash into a kexec_file_load crash kernel, load the
-    driver there and read all of /proc/vmcore: the host must not have to
-    back any of the 126 MiB unplugged part of the second memory block, and
-    the plugged memory must be in the dump."""
+    driver there and read all of /proc/vmcore, with one reader or with
+    four at once (a parallel copy, makedumpfile --num-threads; the crash
+    kernel gets two CPUs for them): the host must not have to back any of
+    the 126 MiB unplugged part of the second memory block, and the plugged
+    memory must be in the dump."""
     dev = MemDevice('vm0', size='1G', backend='file')
     g = make_guest(devices=[dev], module=module, online='online_movable',
                    cmdline='crashkernel=256M', kdump=True)
@@ -49,7 +54,7 @@ def test_kdump_reads_only_plugged(make_guest, module):
         MARGIN, 'no unplugged memory inside the added memory blocks'
 
     t0 = time.monotonic()
-    g.load_crash_kernel()
+    g.load_crash_kernel(cpus=min(readers, 2))
     g.timings.append(('load the crash kernel (kexec -s -p)',
                       time.monotonic() - t0))
     g.assert_log_clean()
@@ -75,16 +80,20 @@ def test_kdump_reads_only_plugged(make_guest, module):
 
     vmcore = int(g.check('stat -c %s /proc/vmcore'))
     t0 = time.monotonic()
-    out = g.check('dd if=/proc/vmcore of=/dev/null bs=1M', timeout=1200)
+    out = g.check(' '.join(f'(dd if=/proc/vmcore of=/dev/null bs=1M '
+                           f'2>&1 | sed "s/^/{i}: /") &'
+                           for i in range(readers)) + ' wait',
+                  timeout=1200)
     elapsed = time.monotonic() - t0
     # busybox dd counts records only: whole MiB read, then a partial one.
-    m = re.search(r'(\d+)\+(\d+) records out', out)
-    assert m and (int(m.group(1)), int(m.group(2))) == \
-        (vmcore // MiB, int(vmcore % MiB > 0)), \
-        f'read of /proc/vmcore ({vmcore} bytes) stopped short:\n{out}'
+    done = re.findall(r'(\d+)\+(\d+) records out', out)
+    want = (str(vmcore // MiB), str(int(vmcore % MiB > 0)))
+    assert done == [want] * readers, \
+        f'{readers} reads of /proc/vmcore ({vmcore} bytes), not all ' \
+        f'whole:\n{out}'
     after = dev.host_allocated()
-    g.timings.append((f'read /proc/vmcore ({vmcore >> 20} MiB; host then '
-                      f'backs {fmt_size(after)} of vm0)', elapsed))
+    g.timings.append((f'read /proc/vmcore x{readers} ({vmcore >> 20} MiB; '
+                      f'host then backs {fmt_size(after)} of vm0)', elapsed))
 
     state = f'host backs {fmt_size(after)} of vm0 after reading ' \
         f'/proc/vmcore ({fmt_size(before)} before the crash), with ' \

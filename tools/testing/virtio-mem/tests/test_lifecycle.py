@@ -18,9 +18,11 @@ blocks; Linux memory blocks are 128 MiB. The driver works in units of
 max(device block, pageblock): 2 MiB on Debian's kernel, 4 MiB on the test
 kernel (no hugetlb); sizes below are multiples of the unit.
 
-A device that never answers cannot be made with QEMU: the driver's debugfs
-knob inject_timeout makes it drop the answer to its next request, as if
-none came within request_timeout_s.
+A device that answers late, or never, cannot be made with QEMU: the
+fault-injection build of our module ('ours-fi', make module-fi; built into
+the test kernel) has a debugfs knob, hold_answer_s, that holds back the
+answer to its next request for that long (0: for good), as if the device
+answered then.
 """
 
 import contextlib
@@ -30,9 +32,11 @@ import time
 
 import pytest
 
-from steps import (assert_guest_alive, check_sizes, driver_commands,
-                   load_driver, resize_step, run_unprivileged, unload_driver)
-from vmtest import GiB, GuestError, KiB, MiB, MemDevice, fmt_size
+from steps import (Memfill, assert_guest_alive, check_sizes,
+                   driver_commands, load_driver, resize_step,
+                   run_unprivileged, unload_driver)
+from vmtest import (VIRTIO_MEM_DRV, GiB, GuestError, KiB, MiB, MemDevice,
+                    fmt_size)
 
 MEMORY = '/sys/devices/system/memory'
 DEBUGFS = '/sys/kernel/debug/virtio_mem'
@@ -60,21 +64,25 @@ ALL = _targets(ref=True)
 OURS = _targets(ref=False)
 
 
-def boot(request, make_guest, target, online='online_movable'):
+def boot(request, make_guest, target, online='online_movable', faults=False,
+         **kwargs):
     """A 1 GiB guest with one 8 GiB device, nothing plugged, and the
     target's driver bound to it; online is the auto_online_blocks policy
-    (None: added memory stays offline)."""
-    dev = MemDevice('vm0', size='8G')
+    (None: added memory stays offline); faults: our module with fault
+    injection. kwargs go to the Guest."""
+    dev = kwargs.pop('devices', [MemDevice('vm0', size='8G')])[0]
     if target == 'builtin':
         kernel = request.getfixturevalue('builtin_kernel')
         g = make_guest(kernel=kernel, module=None, online=online,
-                       devices=[dev])
+                       devices=[dev], **kwargs)
         g.wait_until(g.bound_devices, timeout=30,
                      what='the built-in driver to bind to vm0')
     else:
         if target == 'ours':
             request.getfixturevalue('ours_ko')
-        g = make_guest(devices=[dev], module=target, online=online)
+            if faults:
+                target = 'ours-fi'
+        g = make_guest(devices=[dev], module=target, online=online, **kwargs)
     assert g.plugged_size('vm0') == 0
     return g
 
@@ -142,22 +150,25 @@ def set_param(g, name, value):
     g.check(f'echo {value} > {PARAMS}/{name}')
 
 
-def inject_timeout(g):
-    """Arm the knob that drops the answer to the driver's next request."""
-    knob = f'{DEBUGFS}/{virtio_name(g)}/inject_timeout'
+def hold_answer(g, secs=0):
+    """Hold back the answer to the driver's next request for secs seconds
+    (0: until the device is re-armed)."""
+    knob = f'{DEBUGFS}/{virtio_name(g)}/hold_answer_s'
     rc, _ = g.run(f'test -e {knob}')
     if rc:
         pytest.fail(f'the driver has no fault-injection knob {knob}: a '
-                    'request that is never answered cannot be tested '
-                    'without it (issue 8)', pytrace=False)
-    g.check(f'echo 1 > {knob}')
+                    'request answered late cannot be tested without it',
+                    pytrace=False)
+    g.check(f'echo {secs} > {knob}')
 
 
-def wait_broken(g):
-    """Wait for the driver to give up on the device (its sysfs 'broken')."""
-    g.wait_until(lambda: g.vmem_attr('vm0', 'broken'), cond=lambda b: b == 1,
-                 timeout=TIMEOUT_S + 60,
-                 what='the driver to mark vm0 broken after the lost answer')
+def wait_stalled(g, stalled=1, timeout=TIMEOUT_S + 60):
+    """Wait for the driver to say that a request is unanswered (its sysfs
+    'stalled'), or with stalled=0 that it is not any more."""
+    return g.wait_until(lambda: g.vmem_attr('vm0', 'stalled'),
+                        cond=lambda b: b == stalled, timeout=timeout,
+                        interval=0.2,
+                        what=f'vm0 stalled == {stalled}')
 
 
 def took_over(g, since, timeout=60):
@@ -352,12 +363,12 @@ def test_removal_removes_offline_blocks(request, make_guest, target):
 
 
 @pytest.mark.parametrize('target', OURS)
-def test_removal_of_broken_device(request, make_guest, target):
+def test_removal_of_stalled_device(request, make_guest, target):
     """As above, but the device stopped answering first (a PLUG whose
-    answer is lost): removal needs no request to remove offline blocks
+    answer never comes): removal needs no request to remove offline blocks
     with unplugged parts, so it must still remove them, and onlining such
     a block afterwards must be impossible."""
-    g = boot(request, make_guest, target, online=None)
+    g = boot(request, make_guest, target, online=None, faults=True)
     base = g.memtotal()
     unit = unit_size(g)
     size = 128 * MiB + unit
@@ -366,10 +377,10 @@ def test_removal_of_broken_device(request, make_guest, target):
 
     set_param(g, 'request_timeout_s', TIMEOUT_S)
     mark = g.log_mark()
-    inject_timeout(g)
-    # Fills the partly plugged block: the PLUG whose answer gets lost.
+    hold_answer(g)
+    # Fills the partly plugged block: the PLUG whose answer never comes.
     g.set_requested('vm0', size + unit)
-    wait_broken(g)
+    wait_stalled(g)
 
     unload_driver(g)
     left = g.device_blocks('vm0')
@@ -397,7 +408,7 @@ def test_lost_unplug_answer_keeps_pages_away(request, make_guest, target):
     so they must never go back to the page allocator: the driver leaks
     them, counts them in leaked_size and says so, and the guest has no
     more memory than the device."""
-    g = boot(request, make_guest, target)
+    g = boot(request, make_guest, target, faults=True)
     base = g.memtotal()
     unit = unit_size(g)
     size = 1 * GiB + 3 * unit
@@ -405,9 +416,9 @@ def test_lost_unplug_answer_keeps_pages_away(request, make_guest, target):
 
     set_param(g, 'request_timeout_s', TIMEOUT_S)
     mark = g.log_mark()
-    inject_timeout(g)
+    hold_answer(g)
     g.set_requested('vm0', 1 * GiB)
-    wait_broken(g)
+    wait_stalled(g)
     qmp = g.plugged_size('vm0')
     assert 1 * GiB <= qmp < size, \
         f'QMP size {fmt_size(qmp)}: the lost UNPLUG should have reached ' \
@@ -431,10 +442,75 @@ def test_lost_unplug_answer_keeps_pages_away(request, make_guest, target):
     assert said, f'the kernel log does not say that {fmt_size(leaked)} ' \
         'were kept away for good'
     assert_clean(g, mark)
-    # A broken device goes away like any other.
+    # A stalled device goes away like any other.
     unload_driver(g)
     assert (g.memtotal() - base) * KiB == qmp
     assert_guest_alive(g)
+    assert_clean(g, mark)
+
+
+@pytest.mark.parametrize('target', OURS)
+def test_late_answer_is_not_a_dead_device(request, make_guest, target):
+    """request_timeout_s is 3 s; the answer to an UNPLUG of online memory
+    comes after 12 s. The driver waits out the real timeout (not less,
+    not much more), keeps the pages it took away (leaked_size), sends
+    nothing meanwhile, and once the answer arrives checks the device's
+    state and finishes the resize: nothing stays leaked, MemTotal follows
+    the device. Then an answer that never comes: the administrator
+    re-arms the device, and resizing works again, without a reload."""
+    timeout_s, late_s = 3, 12
+    g = boot(request, make_guest, target, faults=True)
+    base = g.memtotal()
+    unit = unit_size(g)
+    size = 1 * GiB + 3 * unit
+    resize_step(g, 'vm0', size, base)
+    set_param(g, 'request_timeout_s', timeout_s)
+
+    mark = g.log_mark()
+    hold_answer(g, late_s)
+    requests0 = g.vmem_attr('vm0', 'requests_unplug')
+    t0 = time.monotonic()
+    g.set_requested('vm0', 1 * GiB)
+    wait_stalled(g, timeout=timeout_s + 30)
+    stalled_after = time.monotonic() - t0
+    assert timeout_s <= stalled_after <= timeout_s + 5, \
+        f'stalled after {stalled_after:.1f}s with request_timeout_s=' \
+        f'{timeout_s}: the timeout did not run its course'
+    assert g.vmem_attr('vm0', 'broken') == 0
+    g.wait_until(lambda: g.vmem_attr('vm0', 'leaked_size'),
+                 cond=lambda n: n == unit, timeout=30,
+                 what='leaked_size == one unit: the pages of the unanswered '
+                 'UNPLUG kept away')
+    sent = g.vmem_attr('vm0', 'requests_unplug') - requests0
+    assert sent == 1, f'{sent} UNPLUG requests sent while one was unanswered'
+
+    # The answer comes late: the driver picks it up and carries on.
+    wait_stalled(g, 0, timeout=late_s + 30)
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == 1 * GiB,
+                 timeout=60, interval=0.2,
+                 what='vm0 at 1 GiB after the late answer')
+    check_sizes(g, 'vm0', 1 * GiB, base)
+    assert g.vmem_attr('vm0', 'leaked_size') == 0
+    # One UNPLUG per unit of the partly plugged block, the late one once.
+    assert g.vmem_attr('vm0', 'requests_unplug') - requests0 == 3, \
+        'the late UNPLUG was sent again: it had been carried out'
+    log = g.console_log()[mark:]
+    assert re.search(r'answered UNPLUG after \d+ s: resuming', log), log
+    assert g.vmem_attr('vm0', 'resyncs') >= 1
+    resize_step(g, 'vm0', size, base)
+
+    # An answer that never comes: only re-arming helps, and it does.
+    hold_answer(g)
+    g.set_requested('vm0', 2 * GiB)
+    wait_stalled(g, timeout=timeout_s + 30)
+    g.check(f'echo 1 > /sys/bus/virtio/devices/{virtio_name(g)}'
+            '/virtio_mem/rearm')
+    assert g.vmem_attr('vm0', 'stalled') == 0
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == 2 * GiB,
+                 timeout=60, interval=0.2,
+                 what='vm0 at 2 GiB after re-arming')
+    check_sizes(g, 'vm0', 2 * GiB, base)
+    resize_step(g, 'vm0', 0, base)
     assert_clean(g, mark)
 
 
@@ -528,6 +604,117 @@ def adoption_round(g, loop, rnd, mark, base, size, partial, target):
     assert set(state.values()) == {'online'}, f'{where}: {state}'
 
 
+# How a STATE request fails while the driver takes memory over.
+STATE_FAULTS = ['busy', 'error', 'short', 'bogus', 'nomem']
+
+
+@pytest.mark.parametrize('target', OURS)
+def test_failed_takeover_refuses_to_bind(request, make_guest, target):
+    """1 GiB + 3 units online, 256 MiB of data in it, the driver unloaded;
+    then a full block offlined by hand. Loading the driver again with one
+    of its STATE requests failing (BUSY, ERROR, a malformed answer, an
+    unknown state, no memory to queue it) must refuse to bind, with a
+    message: the offline block is removed (nobody can online it with no
+    driver bound), the online memory stays as it is. After each kind, a
+    load without the fault takes everything over, and the data is intact.
+    """
+    g = boot(request, make_guest, target, faults=True)
+    base = g.memtotal()
+    unit = unit_size(g)
+    size = 1 * GiB + 3 * unit
+    resize_step(g, 'vm0', size, base)
+    mf = Memfill(g, file_mb=256, tag='takeover')
+    mf.start()
+    name = virtio_name(g)
+    if target == 'builtin':
+        unload = f'echo {name} > {VIRTIO_MEM_DRV}/unbind'
+        load = f'echo {name} > {VIRTIO_MEM_DRV}/bind'
+    else:
+        unload, load = 'rmmod virtio_mem', 'insmod /ours-fi/virtio_mem.ko'
+    blocks = sorted(g.device_blocks('vm0'))
+
+    for i, kind in enumerate(STATE_FAULTS):
+        where = f'STATE failing with {kind}'
+        g.check(unload)
+        victim = blocks[i]
+        rc, out = set_state(g, victim, 'offline')
+        assert rc == 0, f'offlining memory{victim} by hand: {out}'
+        online_kb = g.memtotal() - base
+        mark = g.log_mark()
+        nth = 2 * i + 1
+        if target == 'builtin':
+            g.check(f'echo {kind} > {PARAMS}/inject_state_answer; '
+                    f'echo {nth} > {PARAMS}/inject_state_fail')
+            rc, out = g.run(load)
+        else:
+            rc, out = g.run(f'{load} inject_state_fail={nth} '
+                            f'inject_state_answer={kind}')
+        log = g.console_log()[mark:]
+        assert re.search(r'cannot take over memory left added', log), \
+            f'{where}: no refusal in the log:\n{log}'
+        assert not g.bound_devices(), f'{where}: the driver bound anyway'
+        left = g.device_blocks('vm0')
+        assert victim not in left, \
+            f'{where}: offline memory{victim} stays added with no driver ' \
+            f'bound: {left}'
+        assert set(left.values()) == {'online'}, f'{where}: {left}'
+        assert g.memtotal() - base == online_kb, \
+            f'{where}: MemTotal changed by the failed load'
+        assert g.plugged_size('vm0') >= online_kb * KiB, \
+            f'{where}: memory in use got unplugged'
+        assert_clean(g, mark)
+        if target == 'builtin':
+            g.check(f'echo 0 > {PARAMS}/inject_state_fail')
+        else:
+            # The module stays loaded, bound to nothing.
+            g.check(unload)
+
+        mark = g.log_mark()
+        rc, out = g.run(load)
+        assert rc == 0, f'{where}, then a plain load: {out}'
+        took_over(g, mark)
+        g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == size,
+                     timeout=120, interval=0.2,
+                     what=f'{where}: vm0 back at {fmt_size(size)}')
+        check_sizes(g, 'vm0', size, base)
+        assert_clean(g, mark)
+        blocks = sorted(g.device_blocks('vm0'))
+    mf.assert_intact()
+    resize_step(g, 'vm0', 0, base)
+
+
+@pytest.mark.parametrize('target', OURS)
+def test_failed_big_block_removal_rolls_back(request, make_guest, target):
+    """Big blocks of 512 MiB (4 memory blocks), 1 GiB plugged and idle.
+    While unplugging one, the kernel refuses to offline its third memory
+    block (another memory notifier might: here fault injection), after
+    the first two went offline: offline_and_remove_memory() onlines those
+    two again, and the driver must let it. Nothing stays offline while
+    plugged, MemTotal matches the device, and the unplug gets there on
+    the next try."""
+    g = boot(request, make_guest, target, faults=True,
+             devices=[MemDevice('vm0', size='8G', block_size='512M')])
+    base = g.memtotal()
+    resize_step(g, 'vm0', 1 * GiB, base)
+    mark = g.log_mark()
+    g.check(f'echo 3 > {DEBUGFS}/{virtio_name(g)}/fail_offline')
+    g.set_requested('vm0', 512 * MiB)
+    g.wait_until(lambda: log_has(g, mark, r'removing memory at \S+ failed'),
+                 timeout=60, what='the injected failure of the removal')
+    # The retry after the backoff gets there.
+    g.wait_until(lambda: g.plugged_size('vm0'), cond=lambda s: s == 512 * MiB,
+                 timeout=120, interval=0.2, what='vm0 at 512 MiB')
+    log = g.console_log()[mark:]
+    assert 'Failed to re-online memory' not in log, \
+        'the driver refused the rollback of the failed removal:\n' + log
+    resize_step(g, 'vm0', 512 * MiB, base)
+    assert_clean(g, mark)
+
+
+def log_has(g, since, pattern):
+    return re.search(pattern, g.console_log()[since:])
+
+
 # -- 5. offlining and onlining while the driver goes away ---------------------
 
 REMOVAL_ROUNDS = 4
@@ -598,3 +785,66 @@ def removal_round(g, rnd, mark, base, unit):
         f'hold {fmt_size(want)} plugged memory ({left})'
     assert g.plugged_size('vm0') >= want
     return load
+
+
+# -- 6. a balloon beside the device -------------------------------------------
+
+BALLOON = ['-device', 'virtio-balloon-pci,id=balloon0']
+# QMP balloon target: the balloon inflates to boot memory minus this.
+BALLOON_TARGET = 300 * MiB
+
+
+def balloon_actual(g):
+    return g.qmp('query-balloon')['actual']
+
+
+def set_balloon(g, target):
+    """Ask the balloon for `target` bytes of guest memory and wait until it
+    gets there (its inflated pages are PageOffline, like unplugged ones)."""
+    g.qmp('balloon', value=target)
+    g.wait_until(lambda: balloon_actual(g), cond=lambda a: a == target,
+                 timeout=120, interval=0.5,
+                 what=f'the balloon at {fmt_size(target)}')
+
+
+@pytest.mark.parametrize('target', OURS)
+def test_reload_beside_balloon(request, make_guest, target):
+    """4 GiB plugged and online, 1 GiB of data in it, and a virtio balloon
+    inflated by about 720 MiB, mostly from the device's ZONE_MOVABLE memory
+    (libvirt adds a balloon to every guest). Balloon pages are PageOffline
+    too: reloading the driver must not take them for unplugged memory. It
+    takes over all 4 GiB with the device's plugged size unchanged and a
+    clean log; after the balloon deflates and its pages are used again,
+    the data is intact, and the device still shrinks to 0."""
+    g = boot(request, make_guest, target, qemu_args=BALLOON)
+    base = g.memtotal()
+    size = 4 * GiB
+    resize_step(g, 'vm0', size, base)
+    mf = Memfill(g, file_mb=1024, tag='balloon')
+    mf.start()
+    if target != 'builtin':
+        g.check('insmod /extra/virtio_balloon.ko')
+    set_balloon(g, BALLOON_TARGET)
+
+    mark = g.log_mark()
+    with kernel_first(g, mark):
+        load = unload_driver(g)
+        load_driver(g, load)
+        mib = took_over(g, mark)
+    assert mib == size >> 20, f'took over {mib} MiB, {size >> 20} plugged'
+    assert g.plugged_size('vm0') == size, \
+        f'QMP size {fmt_size(g.plugged_size("vm0"))} after the reload ' \
+        f'beside an inflated balloon: plugged memory in use was unplugged'
+    assert g.vmem_attr('vm0', 'plugged_size') == size
+    assert_clean(g, mark)
+
+    # Deflated, the balloon's pages go back to the page allocator and get
+    # used: a second workload of 1 GiB takes them, and checks what it
+    # wrote.
+    set_balloon(g, 1 * GiB)
+    g.check('memfill -a 1024 -w /proc/self', timeout=300)
+    mf.assert_intact()
+    assert_clean(g, mark)
+    mf.remove_files()
+    resize_step(g, 'vm0', 0, base)
+    assert_clean(g, mark)

@@ -2,7 +2,9 @@
 """System sleep with a virtio-mem device (our driver; QEMU 7.2 offers no
 VIRTIO_MEM_F_PERSISTENT_SUSPEND):
 
-- hibernation is refused up front, with a message naming virtio-mem;
+- hibernation is refused up front, with a message naming virtio-mem, and
+  so is restoring a hibernation image (uswsusp opens /dev/snapshot for
+  writing to restore one);
 - suspend to RAM (S3) with nothing plugged suspends (QMP status
   "suspended"), resumes on system_wakeup, and plugging works afterwards;
 - S3 with memory plugged is refused and the guest keeps running;
@@ -40,6 +42,15 @@ def test_sleep_states(make_guest):
                      mark) == 1, g.console_log()[mark:]
     assert log_count(g, r'Freezing user space', mark) == 0, \
         'hibernation was refused only after user space was frozen'
+    assert_guest_alive(g)
+
+    # Restoring an image: refused before anything is read.
+    mark = g.log_mark()
+    rc, out = g.run('exec 3>/dev/snapshot', timeout=SLEEP_TIMEOUT)
+    assert rc != 0 and 'busy' in out.lower(), \
+        f'/dev/snapshot opened for restoring an image: rc={rc} {out}'
+    assert log_count(g, r'virtio_mem .*virtio-mem refuses restoring a '
+                     r'hibernation image', mark) == 1, g.console_log()[mark:]
     assert_guest_alive(g)
 
     # S3 with memory plugged: refused, the guest keeps running.
