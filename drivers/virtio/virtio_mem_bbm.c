@@ -2,7 +2,8 @@
 /*
  * virtio-mem big-block mode: the device block spans one or more Linux memory
  * blocks, so a device block is plugged and added, or offlined, removed and
- * unplugged, as a whole.
+ * unplugged, as a whole. With force_bbm, smaller device blocks are handled
+ * the same way in big blocks of bbm_block_size (default: a memory block).
  *
  * The bookkeeping is the sub-block one with a single sub-block per memory
  * block: a bit is set while the memory of that block is plugged and given
@@ -19,16 +20,39 @@
 
 #include "virtio_mem_dev.h"
 
+/*
+ * The big block: the device block, or with force_bbm bbm_block_size (a
+ * power of two of whole memory blocks, one request long at most), else
+ * the larger of a device and a memory block.
+ */
+static u64 vmem_bbm_size(struct vmem *vm)
+{
+	u64 size = max(vm->cfg.block_size, vm->mb_size);
+	u64 want = READ_ONCE(vmem_bbm_block_size);
+
+	if (!READ_ONCE(vmem_force_bbm) || !want || want == size)
+		return size;
+	if (!is_power_of_2(want) || want < size ||
+	    div64_u64(want, vm->cfg.block_size) > VIRTIO_MEM_REQ_MAX_BLOCKS) {
+		dev_warn(&vm->vdev->dev,
+			 "bbm_block_size=%llu is not a power of two of at least %llu bytes that one request covers: using %llu\n",
+			 want, size, size);
+		return size;
+	}
+	return want;
+}
+
 static int vmem_bbm_init(struct vmem *vm)
 {
 	vm->sb_size = vm->mb_size;
-	vm->mbs_per_bb = div64_u64(vm->cfg.block_size, vm->mb_size);
+	vm->bb_size = vmem_bbm_size(vm);
+	vm->mbs_per_bb = div64_u64(vm->bb_size, vm->mb_size);
 	return vmem_geometry_init(vm);
 }
 
 /*
- * The region start is aligned to the device block, so big block @bb starts
- * at memory block @bb * mbs_per_bb.
+ * Big block @bb starts at memory block @bb * mbs_per_bb; memory blocks are
+ * aligned to the device block, so its requests are too.
  */
 static unsigned long vmem_bbm_first_mb(struct vmem *vm, unsigned long bb)
 {
@@ -76,15 +100,15 @@ static int vmem_bbm_request(struct vmem *vm, unsigned long bb, bool plug)
 	u64 addr = vmem_sb_addr(vm, mb);
 	int rc;
 
-	rc = plug ? vmem_req_plug(vm, addr, vm->cfg.block_size) :
-		    vmem_req_unplug(vm, addr, vm->cfg.block_size);
+	rc = plug ? vmem_req_plug(vm, addr, vm->bb_size) :
+		    vmem_req_unplug(vm, addr, vm->bb_size);
 	if (rc)
 		return rc;
 	vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, plug);
 	if (plug)
-		vm->plugged += vm->cfg.block_size;
+		vm->plugged += vm->bb_size;
 	else
-		vm->plugged -= vm->cfg.block_size;
+		vm->plugged -= vm->bb_size;
 	return 0;
 }
 
@@ -107,7 +131,7 @@ static int vmem_bbm_plug_bb(struct vmem *vm, unsigned long bb)
 
 static int vmem_bbm_plug(struct vmem *vm, u64 size)
 {
-	unsigned long todo = div64_u64(size, vm->cfg.block_size);
+	unsigned long todo = div64_u64(size, vm->bb_size);
 	unsigned long nr = vmem_bbm_count(vm, vm->usable_mbs);
 	unsigned long bb;
 	int rc;
@@ -185,6 +209,31 @@ static int vmem_bbm_take_bb(struct vmem *vm, unsigned long bb)
 }
 
 /*
+ * A failed UNPLUG of big block @bb, which Linux does not have: after ERROR
+ * or a malformed answer, STATE tells what the device did. A big block the
+ * device unplugged in part is unplugged in whole (it must never be added
+ * as plugged), and one nobody knows about (no answer) counts as unplugged:
+ * it is not in Linux, and the resync after the late answer sets it right.
+ */
+static void vmem_bbm_settle(struct vmem *vm, unsigned long bb, int rc)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	u64 addr = vmem_sb_addr(vm, mb);
+	int state = VIRTIO_MEM_STATE_MIXED;
+
+	if (rc != -EIO && rc != -ETIMEDOUT)
+		return;
+	if (rc == -EIO)
+		state = vmem_req_state(vm, addr, vm->bb_size);
+	if (state == VIRTIO_MEM_STATE_PLUGGED)
+		return;
+	if (state == VIRTIO_MEM_STATE_MIXED && rc == -EIO)
+		vmem_make_range(vm, addr, vm->bb_size, state, false);
+	vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, false);
+	vm->plugged -= vm->bb_size;
+}
+
+/*
  * Every page of a big block is taken before it is offlined, even when it
  * looked free: offlining memory only seen to be free waits on any page
  * pinned meanwhile, with the hotplug locks held.
@@ -208,7 +257,11 @@ static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
 	}
 	/* Removed, or never added: plugged on the device all the same. */
 	vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);
-	return vmem_bbm_request(vm, bb, false);
+	rc = vmem_bbm_request(vm, bb, false);
+	/* Not in Linux any more: what the device did decides. */
+	if (rc)
+		vmem_bbm_settle(vm, bb, rc);
+	return rc;
 }
 
 /* Unplug order: not in Linux, offline, movable, the rest; highest first. */
@@ -234,7 +287,7 @@ static int vmem_bbm_unplug_pass(struct vmem *vm, unsigned long bb)
 
 static int vmem_bbm_unplug(struct vmem *vm, u64 size)
 {
-	unsigned long todo = div64_u64(size, vm->cfg.block_size);
+	unsigned long todo = div64_u64(size, vm->bb_size);
 	unsigned long bb, nr = vmem_bbm_count(vm, vm->sbm.nr_mbs);
 	bool busy = false;
 	int pass, rc;
@@ -261,51 +314,49 @@ static int vmem_bbm_unplug(struct vmem *vm, u64 size)
 }
 
 /*
- * Take over big blocks a previous driver instance left added. Called with
- * hp_lock held while the notifier refuses every transition.
+ * Take over big blocks a previous driver instance left added, their
+ * memory blocks' states taken from mm already. Added memory is plugged
+ * whole in this mode, online or not (vmem_adopt_decide() as for online
+ * memory); memory not added is unplugged. Called with hp_lock held while
+ * the notifier refuses every transition. Any failure fails it all: the
+ * caller then lets go as at removal.
  */
 static int vmem_bbm_adopt(struct vmem *vm)
 {
-	unsigned long bb, i, mb, nr = vmem_bbm_count(vm, vm->usable_mbs);
-	bool online, present;
+	unsigned long bb, mb, nr = vmem_bbm_count(vm, vm->usable_mbs);
+	enum vmem_adopt_action action;
+	bool present;
 	int state, rc;
 
 	for (bb = 0; bb < nr; bb++) {
 		mb = vmem_bbm_first_mb(vm, bb);
-		state = vmem_req_state(vm, vmem_sb_addr(vm, mb),
-				       vm->cfg.block_size);
+		present = vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED;
+		state = vmem_req_state(vm, vmem_sb_addr(vm, mb), vm->bb_size);
 		if (state < 0)
 			return state;
-		present = false;
-		for (i = 0; i < vm->mbs_per_bb; i++) {
-			if (!vmem_mm_mb_present(vm, mb + i, &online))
-				continue;
-			present = true;
-			vmem_sbm_set_state(&vm->sbm, mb + i,
-					   online ? VMEM_MB_ONLINE :
-						    VMEM_MB_OFFLINE);
+		action = vmem_adopt_decide(present, present, state, false);
+		if (action == VMEM_ADOPT_NOTHING)
+			continue;
+		rc = vmem_make_range(vm, vmem_sb_addr(vm, mb), vm->bb_size,
+				     state, action != VMEM_ADOPT_UNPLUG);
+		if (action == VMEM_ADOPT_UNPLUG) {
+			if (rc)
+				return rc;
+			continue;
 		}
-		if (state == VIRTIO_MEM_STATE_PLUGGED) {
-			vm->plugged += vm->cfg.block_size;
-			vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);
-			/* Plugged but never added: not in use, give it back. */
-			if (!present)
-				vmem_bbm_request(vm, bb, false);
-		} else if (present) {
-			/* Linux has it: the device must have it too. */
-			rc = vmem_bbm_request(vm, bb, true);
+		if (action == VMEM_ADOPT_PLUG) {
 			dev_warn(&vm->vdev->dev,
-				 "big block at 0x%llx is added but was not plugged: %s (%d)\n",
+				 "big block at 0x%llx is added but the device lost it: %s (%d)\n",
 				 vmem_sb_addr(vm, mb),
-				 rc ? "plugging it failed" : "plugged it", rc);
-			if (rc) {
-				vm->plugged += vm->cfg.block_size;
-				vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb,
-					      true);
-			}
+				 rc ? "plugging it again failed" :
+				      "plugged it again", rc);
+			if (rc == -EAGAIN)
+				rc = 0;
 		}
-		if (vm->broken)
-			return -ENODEV;
+		vm->plugged += vm->bb_size;
+		vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }

@@ -107,26 +107,69 @@ static inline unsigned int vmem_backoff_next(unsigned int cur_ms,
 }
 
 /**
- * vmem_adopt_keep() - whether a sub-block found at load time stays plugged
+ * enum vmem_adopt_action - what taking over memory does with one unit
+ * @VMEM_ADOPT_NOTHING: unplugged, and Linux does not use it
+ * @VMEM_ADOPT_KEEP: plugged, and Linux has it: count it as plugged
+ * @VMEM_ADOPT_PLUG: Linux uses it but the device lost it, in whole or in
+ *	part: plug what is missing, and count it as plugged whatever the
+ *	device answers
+ * @VMEM_ADOPT_UNPLUG: plugged in whole or in part, and nobody uses it:
+ *	unplug what is plugged
+ */
+enum vmem_adopt_action {
+	VMEM_ADOPT_NOTHING,
+	VMEM_ADOPT_KEEP,
+	VMEM_ADOPT_PLUG,
+	VMEM_ADOPT_UNPLUG,
+};
+
+/**
+ * vmem_adopt_decide() - what to do with a unit found at load time
  * @present: Linux has its memory block added
  * @online: that memory block is online
- * @in_use: Linux has the sub-block's pages (only meaningful if @online)
- * @state: what the device says of the sub-block (VIRTIO_MEM_STATE_*)
+ * @state: what the device says of the unit (VIRTIO_MEM_STATE_*)
+ * @all_offline: every page of the unit is PageOffline (only asked for an
+ *	online unit the device calls unplugged)
  *
- * Of an online block, Linux uses exactly the pages it has, whatever the
- * device says; an offline block holds what the device has plugged in
- * whole; memory Linux does not have is unused.
+ * The device alone says what is unplugged: a page flag is no evidence of
+ * that, since other drivers (a balloon) mark their pages PageOffline too.
+ * A page flag can only make the driver keep memory: a page that is not
+ * PageOffline in an online block is Linux's, so a unit holding one is in
+ * use, whatever the device says. Memory of an offline block, or not added,
+ * is nobody's.
  *
- * Return: true if the sub-block must be plugged and counted as such.
+ * Return: the action.
  */
-static inline bool vmem_adopt_keep(bool present, bool online, bool in_use,
-				   int state)
+static inline enum vmem_adopt_action vmem_adopt_decide(bool present,
+						       bool online, int state,
+						       bool all_offline)
 {
-	if (!present)
-		return false;
-	if (online)
-		return in_use;
-	return state == VIRTIO_MEM_STATE_PLUGGED;
+	if (!present || !online) {
+		if (state == VIRTIO_MEM_STATE_UNPLUGGED)
+			return VMEM_ADOPT_NOTHING;
+		if (present && state == VIRTIO_MEM_STATE_PLUGGED)
+			return VMEM_ADOPT_KEEP;
+		return VMEM_ADOPT_UNPLUG;
+	}
+	if (state == VIRTIO_MEM_STATE_PLUGGED)
+		return VMEM_ADOPT_KEEP;
+	if (state == VIRTIO_MEM_STATE_UNPLUGGED && all_offline)
+		return VMEM_ADOPT_NOTHING;
+	return VMEM_ADOPT_PLUG;
+}
+
+/**
+ * vmem_state_merge() - the state of a range from the states of two parts
+ * @a: state of the first part (VIRTIO_MEM_STATE_*)
+ * @b: state of the second part
+ *
+ * For STATE requests split at VIRTIO_MEM_REQ_MAX_BLOCKS.
+ *
+ * Return: @a if both agree, else VIRTIO_MEM_STATE_MIXED.
+ */
+static inline int vmem_state_merge(int a, int b)
+{
+	return a == b ? a : VIRTIO_MEM_STATE_MIXED;
 }
 
 #endif /* _VIRTIO_MEM_BLOCKS_H */

@@ -592,32 +592,40 @@ struct vmem_adopt_case {
 	const char *desc;
 	bool present;
 	bool online;
-	bool in_use;
 	int state;
-	bool keep;
+	bool all_offline;
+	enum vmem_adopt_action action;
 };
 
+#define PLUGGED		VIRTIO_MEM_STATE_PLUGGED
+#define UNPLUGGED	VIRTIO_MEM_STATE_UNPLUGGED
+#define MIXED		VIRTIO_MEM_STATE_MIXED
+
 static const struct vmem_adopt_case vmem_adopt_cases[] = {
-	{ "not added, plugged: unused", false, false, false,
-	  VIRTIO_MEM_STATE_PLUGGED, false },
-	{ "not added, mixed: unused", false, false, false,
-	  VIRTIO_MEM_STATE_MIXED, false },
-	{ "offline, plugged: kept", true, false, false,
-	  VIRTIO_MEM_STATE_PLUGGED, true },
-	{ "offline, unplugged: not kept", true, false, false,
-	  VIRTIO_MEM_STATE_UNPLUGGED, false },
-	{ "offline, mixed: not kept", true, false, false,
-	  VIRTIO_MEM_STATE_MIXED, false },
-	{ "online, in use, plugged: kept", true, true, true,
-	  VIRTIO_MEM_STATE_PLUGGED, true },
-	{ "online, in use, device says unplugged: kept", true, true, true,
-	  VIRTIO_MEM_STATE_UNPLUGGED, true },
-	{ "online, in use, mixed: kept", true, true, true,
-	  VIRTIO_MEM_STATE_MIXED, true },
-	{ "online, PageOffline, device says plugged: not kept", true, true,
-	  false, VIRTIO_MEM_STATE_PLUGGED, false },
-	{ "online, PageOffline, unplugged: not kept", true, true, false,
-	  VIRTIO_MEM_STATE_UNPLUGGED, false },
+	{ "not added, plugged: unplug", false, false, PLUGGED, false,
+	  VMEM_ADOPT_UNPLUG },
+	{ "not added, mixed: unplug", false, false, MIXED, false,
+	  VMEM_ADOPT_UNPLUG },
+	{ "not added, unplugged: nothing", false, false, UNPLUGGED, false,
+	  VMEM_ADOPT_NOTHING },
+	{ "offline, plugged: keep", true, false, PLUGGED, false,
+	  VMEM_ADOPT_KEEP },
+	{ "offline, unplugged: nothing", true, false, UNPLUGGED, false,
+	  VMEM_ADOPT_NOTHING },
+	{ "offline, mixed: unplug", true, false, MIXED, false,
+	  VMEM_ADOPT_UNPLUG },
+	{ "online, plugged: keep", true, true, PLUGGED, false,
+	  VMEM_ADOPT_KEEP },
+	{ "online, plugged, pages PageOffline (a balloon's): keep", true, true,
+	  PLUGGED, true, VMEM_ADOPT_KEEP },
+	{ "online, unplugged, pages PageOffline: nothing", true, true,
+	  UNPLUGGED, true, VMEM_ADOPT_NOTHING },
+	{ "online, unplugged, a page in use: plug again", true, true,
+	  UNPLUGGED, false, VMEM_ADOPT_PLUG },
+	{ "online, mixed: plug the rest", true, true, MIXED, false,
+	  VMEM_ADOPT_PLUG },
+	{ "online, mixed, pages PageOffline: plug the rest", true, true,
+	  MIXED, true, VMEM_ADOPT_PLUG },
 };
 
 static void vmem_adopt_case_desc(const struct vmem_adopt_case *c, char *desc)
@@ -627,18 +635,52 @@ static void vmem_adopt_case_desc(const struct vmem_adopt_case *c, char *desc)
 
 KUNIT_ARRAY_PARAM(vmem_adopt, vmem_adopt_cases, vmem_adopt_case_desc);
 
-/* What Linux has wins over what the device says, for online memory. */
-static void vmem_adopt_keeps_what_linux_uses(struct kunit *test)
+/*
+ * Only the device says a unit is unplugged; a page in use in an online
+ * block makes it kept whatever the device says.
+ */
+static void vmem_adopt_unplugged_only_on_the_devices_word(struct kunit *test)
 {
 	const struct vmem_adopt_case *c = test->param_value;
 
-	KUNIT_EXPECT_EQ(test, vmem_adopt_keep(c->present, c->online,
-					      c->in_use, c->state), c->keep);
+	KUNIT_EXPECT_EQ(test, vmem_adopt_decide(c->present, c->online,
+						c->state, c->all_offline),
+			c->action);
+}
+
+/* No page flag turns a unit the device calls plugged into an unplug. */
+static void vmem_adopt_page_flags_never_unplug(struct kunit *test)
+{
+	int state;
+
+	for (state = PLUGGED; state <= MIXED; state++) {
+		KUNIT_EXPECT_NE(test, vmem_adopt_decide(true, true, state, true),
+				VMEM_ADOPT_UNPLUG);
+		KUNIT_EXPECT_NE(test, vmem_adopt_decide(true, true, state,
+							false),
+				VMEM_ADOPT_UNPLUG);
+	}
+	KUNIT_EXPECT_EQ(test, vmem_adopt_decide(true, true, PLUGGED, true),
+			VMEM_ADOPT_KEEP);
+}
+
+/* STATE over a range longer than one request: split, then merged. */
+static void vmem_state_merge_agrees_or_mixes(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vmem_state_merge(PLUGGED, PLUGGED), PLUGGED);
+	KUNIT_EXPECT_EQ(test, vmem_state_merge(UNPLUGGED, UNPLUGGED),
+			UNPLUGGED);
+	KUNIT_EXPECT_EQ(test, vmem_state_merge(PLUGGED, UNPLUGGED), MIXED);
+	KUNIT_EXPECT_EQ(test, vmem_state_merge(UNPLUGGED, PLUGGED), MIXED);
+	KUNIT_EXPECT_EQ(test, vmem_state_merge(MIXED, PLUGGED), MIXED);
+	KUNIT_EXPECT_EQ(test, vmem_state_merge(MIXED, MIXED), MIXED);
 }
 
 static struct kunit_case vmem_adopt_test_cases[] = {
-	KUNIT_CASE_PARAM(vmem_adopt_keeps_what_linux_uses,
+	KUNIT_CASE_PARAM(vmem_adopt_unplugged_only_on_the_devices_word,
 			 vmem_adopt_gen_params),
+	KUNIT_CASE(vmem_adopt_page_flags_never_unplug),
+	KUNIT_CASE(vmem_state_merge_agrees_or_mixes),
 	{}
 };
 

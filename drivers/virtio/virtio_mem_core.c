@@ -5,6 +5,7 @@
  * Probe and removal, and the work item that drives the device towards the
  * host's requested size.
  */
+#include <linux/bitmap.h>
 #include <linux/crash_dump.h>
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
@@ -98,45 +99,25 @@ static int vmem_refresh_config(struct vmem *vm)
 	vm->cfg = cur;
 	vmem_update_usable(vm);
 
+	/*
+	 * The device says otherwise than the driver's bits: it plugged or
+	 * unplugged behind the driver's back. Compare block by block, once
+	 * per difference (a device may misreport its size, too).
+	 */
 	if (!vm->unplug_all && cur.plugged_size != vm->plugged &&
-	    !vm->warned_mismatch) {
-		vm->warned_mismatch = true;
+	    (cur.plugged_size != vm->mismatch[0] ||
+	     vm->plugged != vm->mismatch[1])) {
+		vm->mismatch[0] = cur.plugged_size;
+		vm->mismatch[1] = vm->plugged;
 		dev_warn(&vm->vdev->dev,
-			 "device reports %llu MiB plugged, driver %llu MiB\n",
+			 "device reports %llu MiB plugged, driver %llu MiB: checking\n",
 			 cur.plugged_size >> 20, vm->plugged >> 20);
+		WRITE_ONCE(vm->resync_needed, true);
 	}
 	return 0;
 }
 
 /* --- the state machine --- */
-
-/**
- * vmem_queue_work() - run the state machine soon
- * @vm: the device
- */
-void vmem_queue_work(struct vmem *vm)
-{
-	unsigned long flags;
-
-	spin_lock_irqsave(&vm->lock, flags);
-	if (vm->started && !vm->removing)
-		mod_delayed_work(system_freezable_wq, &vm->work, 0);
-	spin_unlock_irqrestore(&vm->lock, flags);
-}
-
-/**
- * vmem_restart_pending() - whether the work should start over
- * @vm: the device
- *
- * Long plug and unplug loops poll this between steps, so that they act on
- * the latest request instead of finishing a stale one.
- *
- * Return: true if the configuration changed or the device is going away.
- */
-bool vmem_restart_pending(struct vmem *vm)
-{
-	return READ_ONCE(vm->config_pending) || READ_ONCE(vm->removing);
-}
 
 static void vmem_retry_in(struct vmem *vm, unsigned int ms)
 {
@@ -183,72 +164,88 @@ static int vmem_bits_state(struct vmem *vm, unsigned long first,
 }
 
 /*
- * After an ERROR answer, compare our view with the device's, one memory
- * block (or big block) at a time, and repair what differs: blocks plugged
- * behind our back are unused and get unplugged; blocks we use that the
- * device lost get plugged again.
+ * Compare the driver's view with the device's, one memory block (or big
+ * block) at a time, and repair what differs: units plugged behind the
+ * driver's back are unused and get unplugged; units it uses that the
+ * device lost get plugged again. A unit of several device blocks that the
+ * device calls MIXED is set right block by block. Done after an ERROR
+ * answer, and after an answer that came too late (its outcome was not
+ * known meanwhile).
  */
-static void vmem_resync(struct vmem *vm)
+static int vmem_resync(struct vmem *vm)
 {
 	unsigned long unit = vm->mbs_per_bb;
 	unsigned long group = max_t(unsigned long, vm->sbm.sbs_per_mb, unit);
 	unsigned long total = vm->usable_mbs * vm->sbm.sbs_per_mb;
 	unsigned long g, sb, extra = 0, lost = 0;
-	int state, st;
+	int state, st, rc = 0;
+	bool plugged;
 
 	vm->stats.resyncs++;
-	for (g = 0; g + group <= total; g += group) {
+	for (g = 0; !rc && g + group <= total; g += group) {
 		state = vmem_req_state(vm, vmem_sb_addr(vm, g),
 				       group * vm->sb_size);
-		if (state < 0)
+		if (state < 0) {
+			rc = state;
 			break;
-		if (state == vmem_bits_state(vm, g, group))
+		}
+		if (state != VIRTIO_MEM_STATE_MIXED &&
+		    state == vmem_bits_state(vm, g, group))
 			continue;
-		for (sb = g; sb < g + group; sb += unit) {
+		for (sb = g; !rc && sb < g + group; sb += unit) {
 			st = group == unit ? state :
 			     vmem_req_state(vm, vmem_sb_addr(vm, sb),
 					    unit * vm->sb_size);
-			if (st < 0)
+			if (st < 0) {
+				rc = st;
 				break;
-			if (st == VIRTIO_MEM_STATE_PLUGGED &&
-			    !test_bit(sb, vm->sbm.plugged)) {
-				extra++;
-				vmem_req_unplug(vm, vmem_sb_addr(vm, sb),
-						unit * vm->sb_size);
-			} else if (st == VIRTIO_MEM_STATE_UNPLUGGED &&
-				   test_bit(sb, vm->sbm.plugged)) {
-				lost++;
-				vmem_req_plug(vm, vmem_sb_addr(vm, sb),
-					      unit * vm->sb_size);
 			}
+			plugged = test_bit(sb, vm->sbm.plugged);
+			if (st == (plugged ? VIRTIO_MEM_STATE_PLUGGED :
+					     VIRTIO_MEM_STATE_UNPLUGGED))
+				continue;
+			if (plugged)
+				lost++;
+			else
+				extra++;
+			rc = vmem_make_range(vm, vmem_sb_addr(vm, sb),
+					     unit * vm->sb_size, st, plugged);
 		}
 	}
 	trace_virtio_mem_resync(dev_name(&vm->vdev->dev), extra, lost);
-	if (extra || lost)
+	if (rc)
+		dev_warn(&vm->vdev->dev, "resync stopped: %d; trying again later\n",
+			 rc);
+	else if (extra || lost)
 		dev_warn(&vm->vdev->dev,
-			 "resync: %lu blocks were plugged without us (unplugged them), %lu in use were unplugged (plugged again)\n",
+			 "resync: %lu units were plugged without us (unplugged them), %lu in use were unplugged (plugged them again)\n",
 			 extra, lost);
 	else
 		dev_info(&vm->vdev->dev, "resync: device state matches ours\n");
+	return rc;
 }
 
 /*
- * Fault injection: unplug a sub-block the device has unplugged (or plug
- * one it has plugged), which the device must answer with ERROR.
+ * A request's outcome went unknown (no answer in time), or the device's
+ * plugged size differs from the driver's: find out what the device did.
+ * Units whose unplug went unanswered were kept away from Linux meanwhile
+ * (leaked); now their state is known and matches the driver's, like any
+ * unplugged unit's.
  */
-static int vmem_inject_bad_request(struct vmem *vm)
+static int vmem_resync_pending(struct vmem *vm)
 {
-	unsigned long nr = vm->usable_mbs * vm->sbm.sbs_per_mb;
-	unsigned long sb, len;
-	u64 size = vm->sb_size * vm->mbs_per_bb;
+	int rc = vmem_resync(vm);
 
-	WRITE_ONCE(vm->inject_error, false);
-	if (!nr)
-		return 0;
-	if (vmem_sbm_find_run(&vm->sbm, 0, nr, false, &sb, &len) &&
-	    len >= vm->mbs_per_bb)
-		return vmem_req_unplug(vm, vmem_sb_addr(vm, sb), size);
-	return vmem_req_plug(vm, vmem_sb_addr(vm, 0), size);
+	if (rc)
+		return rc;
+	WRITE_ONCE(vm->resync_needed, false);
+	if (vm->stats.leaked) {
+		dev_info(&vm->vdev->dev,
+			 "%llu MiB whose unplug went unanswered are accounted for\n",
+			 vm->stats.leaked >> 20);
+		WRITE_ONCE(vm->stats.leaked, 0);
+	}
+	return 0;
 }
 
 /* Unplug paused for memory pressure: count it, say so once per pause. */
@@ -275,14 +272,21 @@ static void vmem_work_fn(struct work_struct *work)
 	u64 requested;
 	int rc;
 
-	if (vm->broken)
+	if (READ_ONCE(vm->broken))
 		return;
+	/* Waiting for an answer that is late: look again after a while. */
+	if (!vmem_req_ready(vm)) {
+		vmem_retry_later(vm, -ETIMEDOUT);
+		return;
+	}
 	WRITE_ONCE(vm->config_pending, false);
 	rc = vmem_refresh_config(vm);
+	if (!rc && READ_ONCE(vm->resync_needed))
+		rc = vmem_resync_pending(vm);
 	if (!rc && vm->unplug_all)
 		rc = vmem_do_unplug_all(vm);
-	if (!rc && READ_ONCE(vm->inject_error))
-		rc = vmem_inject_bad_request(vm);
+	if (!rc)
+		rc = vmem_fault_run(vm);
 	if (!rc) {
 		requested = vm->cfg.requested_size;
 		unplugging = requested < vm->plugged;
@@ -320,18 +324,18 @@ static void vmem_work_fn(struct work_struct *work)
 		vm->backoff_ms = 0;
 		vmem_retry_in(vm, READ_ONCE(vmem_pressure_poll_ms));
 		break;
-	case -ETIMEDOUT:
 	case -ENODEV:
 	case -EINVAL:
 		/* Logged where detected; the device is unusable. */
 		break;
 	case -EIO:
 		/* ERROR: our view of the device may be off. */
-		vmem_resync(vm);
+		if (vmem_resync(vm))
+			WRITE_ONCE(vm->resync_needed, true);
 		vmem_retry_later(vm, rc);
 		break;
 	default:
-		/* BUSY, NACK, memory busy, out of memory: try again later. */
+		/* BUSY, NACK, no answer yet, memory busy, out of memory. */
 		vmem_retry_later(vm, rc);
 		break;
 	}
@@ -388,9 +392,11 @@ static int vmem_check_pluggable(struct vmem *vm)
 /*
  * A reservation a previous driver instance left behind (memory of the
  * region stayed added) is now the child of ours, with the same range and
- * name: take over its memory group and drop it.
+ * name: take over its memory group and what it knew of memmaps, and drop
+ * it. One of another layout (another version of the module) is not ours
+ * to read or free: refuse.
  */
-static void vmem_region_take_over(struct vmem *vm)
+static int vmem_region_take_over(struct vmem *vm)
 {
 	struct resource *child = vm->region->res.child;
 	struct vmem_region *old;
@@ -398,15 +404,51 @@ static void vmem_region_take_over(struct vmem *vm)
 	if (!child || child->start != vm->region->res.start ||
 	    child->end != vm->region->res.end ||
 	    !child->name || strcmp(child->name, vm->region->name))
-		return;
+		return 0;
 	old = container_of(child, struct vmem_region, res);
+	if (old->magic != VMEM_REGION_MAGIC) {
+		dev_err(&vm->vdev->dev,
+			"memory of the region stays added by an incompatible version of this driver: load that version again, or reboot\n");
+		return -EBUSY;
+	}
 	vm->mgid = old->mgid;
+	vm->region->self_hosted = old->self_hosted;
+	vm->region->nr_mbs = old->nr_mbs;
 	/* Its children, the added memory, move up to our reservation. */
 	remove_resource(&old->res);
 	kfree(old);
 	dev_info(&vm->vdev->dev,
 		 "reusing the region reservation and memory group %d of a previous driver instance\n",
 		 vm->mgid);
+	return 0;
+}
+
+/*
+ * Memory of the region that stays added keeps the reservation (and its
+ * memory group, and the record of which blocks hold their memmap):
+ * /dev/mem must never reach the region's unplugged memory, and the next
+ * driver instance takes them over.
+ */
+static void vmem_release_region(struct vmem *vm, bool keep)
+{
+	struct vmem_region *region = vm->region;
+
+	bitmap_free(region->self_hosted);
+	region->self_hosted = NULL;
+	if (keep) {
+		region->mgid = vm->mgid;
+		region->nr_mbs = vm->sbm.nr_mbs;
+		region->self_hosted = vm->self_hosted;
+		vm->self_hosted = NULL;
+		dev_info(&vm->vdev->dev,
+			 "memory stays added: keeping the region reserved\n");
+	} else {
+		remove_resource(&region->res);
+		kfree(region);
+	}
+	bitmap_free(vm->self_hosted);
+	vm->self_hosted = NULL;
+	vm->region = NULL;
 }
 
 /*
@@ -426,6 +468,7 @@ static int vmem_reserve_region(struct vmem *vm)
 		return -ENOMEM;
 	snprintf(region->name, sizeof(region->name), "virtio_mem (%s)",
 		 dev_name(&vm->vdev->dev));
+	region->magic = VMEM_REGION_MAGIC;
 	region->mgid = -1;
 	res = &region->res;
 	res->name = region->name;
@@ -442,33 +485,35 @@ static int vmem_reserve_region(struct vmem *vm)
 		return rc;
 	}
 	vm->region = region;
-	vmem_region_take_over(vm);
-	return 0;
+	rc = vmem_region_take_over(vm);
+	if (rc) {
+		remove_resource(&region->res);
+		kfree(region);
+		vm->region = NULL;
+	}
+	return rc;
 }
 
-/*
- * Memory of the region that stays added keeps the reservation (and its
- * memory group): /dev/mem must never reach the region's unplugged memory,
- * and the next driver instance takes both over.
- */
-static void vmem_release_region(struct vmem *vm, bool keep)
+/* From mm, with no onlining or offlining in the region under way. */
+static void vmem_snapshot_blocks(struct vmem *vm)
 {
-	if (keep) {
-		vm->region->mgid = vm->mgid;
-		dev_info(&vm->vdev->dev,
-			 "memory stays added: keeping the region reserved\n");
-	} else {
-		remove_resource(&vm->region->res);
-		kfree(vm->region);
-	}
-	vm->region = NULL;
+	unsigned long mb;
+	bool online;
+
+	for (mb = 0; mb < vm->sbm.nr_mbs; mb++)
+		if (vmem_mm_mb_present(vm, mb, &online))
+			vmem_sbm_set_state(&vm->sbm, mb, online ?
+					   VMEM_MB_ONLINE : VMEM_MB_OFFLINE);
 }
 
 /*
  * Memory of the region that Linux has (from a previous driver instance) is
- * in use and must be adopted; otherwise anything plugged is a leftover that
- * UNPLUG_ALL may discard. Until this is done, the notifier refuses every
- * onlining and offlining in the region: block states are not known yet.
+ * in use and must be taken over; otherwise anything plugged is a leftover
+ * that UNPLUG_ALL may discard. Until this is done, the notifier refuses
+ * every onlining and offlining in the region: block states are not known
+ * yet. If taking over fails, the driver lets go as at removal (offline
+ * memory is removed, online memory stays as it is) with @adopting still
+ * set, and refuses to bind.
  */
 static int vmem_adopt_or_clean(struct vmem *vm)
 {
@@ -483,16 +528,23 @@ static int vmem_adopt_or_clean(struct vmem *vm)
 				 vm->cfg.plugged_size >> 20);
 	} else {
 		dev_info(dev, "taking over memory left added by a previous driver instance\n");
+		vmem_snapshot_blocks(vm);
 		rc = vm->ops->adopt(vm);
-		if (rc)
-			dev_err(dev, "cannot take over memory left added: %d\n",
-				rc);
-		else
+	}
+	if (!rc)
+		vm->adopting = false;
+	mutex_unlock(&vm->hp_lock);
+
+	if (!rc) {
+		if (vm->adopt)
 			dev_info(dev, "took over %llu MiB plugged by a previous driver instance\n",
 				 vm->plugged >> 20);
+		return 0;
 	}
-	vm->adopting = false;
-	mutex_unlock(&vm->hp_lock);
+	dev_err(dev,
+		"cannot take over memory left added (%d): offline memory is removed, online memory stays as it is; load the driver again to retry\n",
+		rc);
+	vm->ops->teardown(vm);
 	return rc;
 }
 
@@ -515,15 +567,15 @@ static int vmem_init(struct vmem *vm)
 		return rc;
 	vm->nid = vmem_pick_node(vm);
 
-	vm->adopt = vmem_mm_region_in_use(vm->cfg.addr, vm->cfg.region_size);
 	rc = vmem_reserve_region(vm);
 	if (rc)
 		return rc;
-	vm->ops = vm->cfg.block_size < vm->mb_size ? &vmem_sbm_ops :
-						     &vmem_bbm_ops;
+	vm->ops = vm->cfg.block_size < vm->mb_size &&
+		  !READ_ONCE(vmem_force_bbm) ? &vmem_sbm_ops : &vmem_bbm_ops;
 	rc = vm->ops->init(vm);
 	if (rc)
 		goto err_region;
+	vm->adopt = vmem_mm_any_present(vm);
 	vmem_update_usable(vm);
 	dev_info(dev,
 		 "region [0x%llx-0x%llx], block %llu KiB, %s mode (unit %llu KiB), node %d, requested %llu MiB\n",
@@ -534,20 +586,15 @@ static int vmem_init(struct vmem *vm)
 	return 0;
 
 err_region:
-	vmem_release_region(vm, vm->adopt);
+	/* Memory a previous instance left added keeps the reservation. */
+	vmem_release_region(vm, vm->mgid >= 0);
 	return rc;
-}
-
-/* Whether memory of the region stays added: it holds data. */
-static bool vmem_memory_added(struct vmem *vm)
-{
-	return vmem_mm_region_in_use(vm->cfg.addr, vm->cfg.region_size);
 }
 
 static void vmem_deinit(struct vmem *vm, bool keep)
 {
-	vmem_sbm_destroy(&vm->sbm);
 	vmem_release_region(vm, keep);
+	vmem_sbm_destroy(&vm->sbm);
 }
 
 /* In a crash kernel: only tell /proc/vmcore what is RAM. */
@@ -558,10 +605,12 @@ static int vmem_probe_kdump(struct vmem *vm)
 	rc = vmem_init(vm);
 	if (rc)
 		return rc;
-	virtio_device_ready(vm->vdev);
+	rc = vmem_req_attach(vm);
+	if (rc)
+		return rc;
 	rc = vmem_kdump_init(vm);
 	if (rc)
-		virtio_reset_device(vm->vdev);
+		vmem_req_detach(vm);
 	return rc;
 }
 
@@ -593,26 +642,23 @@ static int vmem_probe(struct virtio_device *vdev)
 	INIT_DELAYED_WORK(&vm->work, vmem_work_fn);
 	INIT_LIST_HEAD(&vm->list);
 
-	vm->vq = virtio_find_single_vq(vdev, vmem_vq_done, "requests");
-	if (IS_ERR(vm->vq)) {
-		rc = PTR_ERR(vm->vq);
-		goto err_free;
-	}
 	if (vm->in_kdump) {
 		rc = vmem_probe_kdump(vm);
 		if (rc)
-			goto err_vqs;
+			goto err_free;
 		return 0;
 	}
 	rc = vmem_init(vm);
 	if (rc)
-		goto err_vqs;
+		goto err_free;
 	rc = vmem_mm_register(vm);
 	if (rc)
 		goto err_init;
 
 	/* Requests need DRIVER_OK: adopting asks the device for states. */
-	virtio_device_ready(vdev);
+	rc = vmem_req_attach(vm);
+	if (rc)
+		goto err_mm;
 	rc = vmem_adopt_or_clean(vm);
 	if (rc)
 		goto err_ready;
@@ -622,6 +668,7 @@ static int vmem_probe(struct virtio_device *vdev)
 	rc = vmem_sysfs_add(vm);
 	if (rc)
 		goto err_pm;
+	vmem_fault_add(vm);
 	/* Notifications may have asked for work meanwhile: not before now. */
 	spin_lock_irq(&vm->lock);
 	vm->started = true;
@@ -632,26 +679,29 @@ static int vmem_probe(struct virtio_device *vdev)
 err_pm:
 	vmem_pm_unregister(vm);
 err_ready:
-	virtio_reset_device(vdev);
+	vmem_req_detach(vm);
+err_mm:
+	/*
+	 * Offline memory is gone (adoption lets go of it), so onlining
+	 * nothing can hand unplugged memory to the page allocator once the
+	 * notifier is gone.
+	 */
 	keep = vmem_memory_added(vm);
 	vmem_mm_unregister(vm, keep);
 	vmem_deinit(vm, keep);
-	goto err_vqs;
+	goto err_free;
 err_init:
-	vmem_deinit(vm, vm->adopt);
-err_vqs:
-	vdev->config->del_vqs(vdev);
+	vmem_deinit(vm, vmem_mm_any_present(vm));
 err_free:
-	kfree(vm);
 	vdev->priv = NULL;
+	kfree(vm);
 	return rc;
 }
 
 static void vmem_remove_kdump(struct vmem *vm)
 {
 	vmem_kdump_exit(vm);
-	virtio_reset_device(vm->vdev);
-	vm->vdev->config->del_vqs(vm->vdev);
+	vmem_req_detach(vm);
 	kfree(vm);
 }
 
@@ -669,8 +719,10 @@ static void vmem_remove(struct virtio_device *vdev)
 
 	if (vm->in_kdump) {
 		vmem_remove_kdump(vm);
+		vdev->priv = NULL;
 		return;
 	}
+	vmem_fault_remove(vm);
 	vmem_sysfs_remove(vm);
 	vmem_pm_unregister(vm);
 	spin_lock_irq(&vm->lock);
@@ -684,14 +736,14 @@ static void vmem_remove(struct virtio_device *vdev)
 	if (!keep && vm->plugged && !READ_ONCE(vm->broken))
 		vmem_req_unplug_all(vm);
 
-	virtio_reset_device(vdev);
-	vdev->config->del_vqs(vdev);
+	vmem_req_detach(vm);
 	vmem_mm_unregister(vm, keep);
 	if (keep)
 		dev_info(&vdev->dev,
 			 "%llu MiB stay plugged and online: they are in use\n",
 			 vm->plugged >> 20);
 	vmem_deinit(vm, keep);
+	vdev->priv = NULL;
 	kfree(vm);
 }
 
@@ -730,10 +782,10 @@ static int __init vmem_module_init(void)
 	rc = vmem_mm_init();
 	if (rc)
 		return rc;
-	vmem_debugfs_init();
+	vmem_fault_init();
 	rc = register_virtio_driver(&vmem_driver);
 	if (rc) {
-		vmem_debugfs_exit();
+		vmem_fault_exit();
 		vmem_mm_exit();
 	}
 	return rc;
@@ -743,7 +795,7 @@ module_init(vmem_module_init);
 static void __exit vmem_module_exit(void)
 {
 	unregister_virtio_driver(&vmem_driver);
-	vmem_debugfs_exit();
+	vmem_fault_exit();
 	vmem_mm_exit();
 }
 module_exit(vmem_module_exit);

@@ -21,6 +21,7 @@
 #include "virtio_mem_blocks.h"
 #include "virtio_mem_budget.h"
 #include "virtio_mem_config.h"
+#include "virtio_mem_fault.h"
 
 /**
  * struct vmem_stats - counters exposed to operators
@@ -52,21 +53,36 @@ struct vmem_stats {
 
 struct vmem;
 
+/*
+ * Marks a struct vmem_region of this layout. The reservation of memory that
+ * stays added outlives the driver instance that made it, and the next
+ * instance (maybe another version of the module) finds it in the resource
+ * tree: it trusts the fields after @magic only if @magic is this value.
+ * Change it whenever the layout changes; @res and @magic stay first.
+ */
+#define VMEM_REGION_MAGIC	0x766d0002
+
 /**
  * struct vmem_region - reservation of a device region in iomem_resource
  * @res: the reservation, "virtio_mem (virtioN)", exclusive System RAM so
  *	that /dev/mem never reaches the region
+ * @magic: VMEM_REGION_MAGIC
  * @mgid: memory group of the region's memory
+ * @nr_mbs: memory blocks @self_hosted covers
+ * @self_hosted: memory blocks that hold their own memmap, or NULL
  * @name: storage for @res.name
  *
  * Memory of the region that stays added after the driver is gone (it was
- * online, hence in use) keeps this reservation and its memory group: the
- * next driver instance finds it as the child of its own reservation and
- * takes both over (vmem_region_take_over()).
+ * online, hence in use) keeps this reservation, its memory group and what
+ * the driver knew of its memmaps: the next driver instance finds it as the
+ * child of its own reservation and takes it over (vmem_region_take_over()).
  */
 struct vmem_region {
 	struct resource res;
+	u32 magic;
 	int mgid;
+	unsigned long nr_mbs;
+	unsigned long *self_hosted;
 	char name[32];
 };
 
@@ -104,9 +120,16 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @req: request buffer, owned by the device while a request is in flight
  * @resp: response buffer, likewise
  * @resp_wq: woken when the device has answered
- * @req_lock: one request in flight at a time
- * @broken: the device stopped answering or broke the contract: hands off
- * @inject_timeout: drop the answer to the next request (debugfs, testing)
+ * @req_lock: one request in flight at a time; protects @vq, @req, @resp
+ *	and the @stalled_* fields
+ * @broken: the device broke the contract, or its queue is gone: hands off
+ * @stalled: a request went unanswered for request_timeout_s: its buffers
+ *	still belong to the device, and nothing is sent until its answer comes
+ *	or the administrator re-arms the device (vmem_req_rearm())
+ * @stalled_type: that request's type
+ * @stalled_since: when it was sent (jiffies)
+ * @resync_needed: the outcome of some request is unknown: compare the
+ *	driver's view with the device's (STATE) before going on
  * @in_kdump: bound in a crash kernel: read-only, see virtio_mem_kdump.c
  * @cfg: the configuration last read and accepted
  * @nid: NUMA node the memory is added to
@@ -116,13 +139,15 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @mb_size: Linux memory block size
  * @sb_size: sub-block size: max(device block, pageblock); in big-block
  *	mode, the memory block size (one "sub-block" per memory block)
- * @mbs_per_bb: memory blocks per device block in big-block mode, else 1
+ * @mbs_per_bb: memory blocks per big block in big-block mode, else 1
+ * @bb_size: big block size: the device block, or more with force_bbm
  * @self_host: add memory blocks with their memmap inside (sub-block mode,
  *	memmap_on_memory parameter)
  * @self_host_ok: the kernel did so at least once
  * @self_host_off: the kernel refused, or added the block the usual way: it
  *	was not booted with memory_hotplug.memmap_on_memory=1
  * @memmap_units: sub-blocks a self-hosted memmap occupies, from the first
+ * @self_hosted: memory blocks that hold their own memmap (one bit each)
  * @first_mb: id of the first memory block fully inside the region
  * @usable_mbs: memory blocks fully inside the usable region
  * @sbm: sub-block bookkeeping
@@ -134,6 +159,8 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @transition_wq: woken when a memory block finished onlining or offlining
  * @refs_dropped_mb: block whose unplugged pages gave up their reference
  *	for an offlining in progress, ULONG_MAX if none
+ * @removing_blocks: the driver's own offline_and_remove_memory() runs:
+ *	the core may online its blocks again to roll back a failure
  * @memory_nb: memory notifier
  * @pm_nb: PM notifier, refuses hibernation
  * @work: the state machine
@@ -146,11 +173,11 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @adopt: a previous driver instance left memory of the region added
  * @backoff_ms: current retry delay, 0 when not backing off
  * @plug_wait: why adding memory waits, if it does
- * @warned_mismatch: plugged size mismatch was reported
+ * @mismatch: plugged sizes (device's, driver's) that differed when last
+ *	checked
  * @warned_pressure: the unplug pause for memory pressure was reported
  * @stats: counters
- * @inject_error: send one bad request on the next run (debugfs, testing)
- * @debugfs: the device's debugfs directory
+ * @fault: fault injection (CONFIG_VIRTIO_MEM_FAULT_INJECTION)
  * @vmcore_cb: in a crash kernel, tells /proc/vmcore which pages are RAM
  * @kdump_known: in a crash kernel, device blocks whose state was asked for
  * @kdump_plugged: of those, the plugged ones
@@ -165,7 +192,10 @@ struct vmem {
 	wait_queue_head_t resp_wq;
 	struct mutex req_lock; /* one request in flight */
 	bool broken;
-	bool inject_timeout;
+	bool stalled;
+	u16 stalled_type;
+	unsigned long stalled_since;
+	bool resync_needed;
 	bool in_kdump;
 
 	struct vmem_cfg cfg;
@@ -177,10 +207,12 @@ struct vmem {
 	u64 mb_size;
 	u64 sb_size;
 	unsigned long mbs_per_bb;
+	u64 bb_size;
 	bool self_host;
 	bool self_host_ok;
 	bool self_host_off;
 	unsigned long memmap_units;
+	unsigned long *self_hosted;
 	unsigned long first_mb;
 	unsigned long usable_mbs;
 	struct vmem_sbm sbm;
@@ -190,6 +222,7 @@ struct vmem {
 	bool adopting;
 	wait_queue_head_t transition_wq;
 	unsigned long refs_dropped_mb;
+	bool removing_blocks;
 	struct notifier_block memory_nb;
 	struct notifier_block pm_nb;
 
@@ -202,12 +235,11 @@ struct vmem {
 	bool adopt;
 	unsigned int backoff_ms;
 	enum vmem_plug_wait plug_wait;
-	bool warned_mismatch;
+	u64 mismatch[2];
 	bool warned_pressure;
 
 	struct vmem_stats stats;
-	bool inject_error;
-	struct dentry *debugfs;
+	struct vmem_fault fault;
 #ifdef CONFIG_PROC_VMCORE
 	struct vmcore_cb vmcore_cb;
 #endif
@@ -227,8 +259,8 @@ extern unsigned int vmem_unplug_reserve_mb;
 extern unsigned int vmem_pressure_poll_ms;
 extern unsigned int vmem_kernel_reserve_mb;
 extern bool vmem_memmap_on_memory;
-void vmem_debugfs_init(void);
-void vmem_debugfs_exit(void);
+extern bool vmem_force_bbm;
+extern unsigned long vmem_bbm_block_size;
 int vmem_sysfs_add(struct vmem *vm);
 void vmem_sysfs_remove(struct vmem *vm);
 
@@ -238,6 +270,10 @@ int vmem_req_unplug(struct vmem *vm, u64 addr, u64 size);
 int vmem_req_unplug_all(struct vmem *vm);
 int vmem_req_state(struct vmem *vm, u64 addr, u64 size);
 void vmem_vq_done(struct virtqueue *vq);
+int vmem_req_attach(struct vmem *vm);
+void vmem_req_detach(struct vmem *vm);
+bool vmem_req_ready(struct vmem *vm);
+int vmem_req_rearm(struct vmem *vm);
 
 /* Memory-hotplug glue (virtio_mem_mm.c). */
 int vmem_mm_init(void);
@@ -254,7 +290,7 @@ void vmem_mm_return_pages(struct vmem *vm, unsigned long first_sb,
 			  unsigned long nr);
 void vmem_mm_retire_pages(struct vmem *vm, unsigned long first_sb,
 			  unsigned long nr);
-bool vmem_mm_sb_in_use(struct vmem *vm, unsigned long sb);
+bool vmem_mm_sb_all_offline(struct vmem *vm, unsigned long sb);
 void vmem_mm_stop_transitions(struct vmem *vm);
 bool vmem_mm_headroom_ok(struct vmem *vm, unsigned long nr_pages);
 long vmem_mm_reserve_pages(void);
@@ -267,7 +303,7 @@ bool vmem_mm_mb_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
-bool vmem_mm_region_in_use(u64 addr, u64 size);
+bool vmem_mm_any_present(struct vmem *vm);
 
 /* Shared by both block modes (virtio_mem_plug.c). */
 int vmem_geometry_init(struct vmem *vm);
@@ -277,7 +313,10 @@ int vmem_unplug_run(struct vmem *vm, unsigned long first, unsigned long nr,
 		    unsigned long *done);
 void vmem_unplug_settle(struct vmem *vm, unsigned long first, unsigned long nr,
 			int rc);
+int vmem_make_range(struct vmem *vm, u64 addr, u64 size, int state,
+		    bool plugged);
 unsigned long vmem_add_budget(struct vmem *vm, int *rc);
+bool vmem_memory_added(struct vmem *vm);
 
 /* System sleep (virtio_mem_pm.c). */
 int vmem_pm_register(struct vmem *vm);
@@ -291,8 +330,37 @@ void vmem_kdump_exit(struct vmem *vm);
 
 /* Core (virtio_mem_core.c). */
 void vmem_read_config(struct virtio_device *vdev, struct vmem_cfg *cfg);
-void vmem_queue_work(struct vmem *vm);
-bool vmem_restart_pending(struct vmem *vm);
+
+/**
+ * vmem_queue_work() - run the state machine soon
+ * @vm: the device
+ *
+ * For anyone who learns that the work has something to do: a
+ * configuration change, a block onlined, a late answer, a sysfs knob.
+ */
+static inline void vmem_queue_work(struct vmem *vm)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vm->lock, flags);
+	if (vm->started && !vm->removing)
+		mod_delayed_work(system_freezable_wq, &vm->work, 0);
+	spin_unlock_irqrestore(&vm->lock, flags);
+}
+
+/**
+ * vmem_restart_pending() - whether the work should start over
+ * @vm: the device
+ *
+ * Long plug and unplug loops poll this between steps, so that they act on
+ * the latest request instead of finishing a stale one.
+ *
+ * Return: true if the configuration changed or the device is going away.
+ */
+static inline bool vmem_restart_pending(struct vmem *vm)
+{
+	return READ_ONCE(vm->config_pending) || READ_ONCE(vm->removing);
+}
 
 static inline u64 vmem_mb_addr(const struct vmem *vm, unsigned long mb)
 {

@@ -10,6 +10,10 @@
  * kernel the driver only tells /proc/vmcore which pages of its region are
  * RAM, from STATE requests, cached per device block. It plugs, unplugs and
  * adds nothing there: the crashed kernel's memory must stay as it was.
+ *
+ * Readers of /proc/vmcore may run concurrently: each answer is read under
+ * the request lock (vmem_req_state()), and the cache is filled with
+ * release-acquire ordering.
  */
 #include <linux/crash_dump.h>
 #include <linux/slab.h>
@@ -23,7 +27,7 @@ static bool vmem_kdump_block_plugged(struct vmem *vm, unsigned long block)
 {
 	int state;
 
-	if (test_bit(block, vm->kdump_known)) {
+	if (vm->kdump_known && test_bit(block, vm->kdump_known)) {
 		/* Pairs with smp_mb__before_atomic() below. */
 		smp_rmb();
 		return test_bit(block, vm->kdump_plugged);
@@ -31,8 +35,8 @@ static bool vmem_kdump_block_plugged(struct vmem *vm, unsigned long block)
 	state = vmem_req_state(vm, vm->cfg.addr + block * vm->cfg.block_size,
 			       vm->cfg.block_size);
 	/* No answer (BUSY, broken device) is not cached: ask again later. */
-	if (state < 0)
-		return false;
+	if (state < 0 || !vm->kdump_known)
+		return state == VIRTIO_MEM_STATE_PLUGGED;
 	if (state == VIRTIO_MEM_STATE_PLUGGED)
 		set_bit(block, vm->kdump_plugged);
 	/* Readers that see the block known must see its plugged bit. */
@@ -65,7 +69,10 @@ static bool vmem_kdump_pfn_is_ram(struct vmcore_cb *cb, unsigned long pfn)
  * vmem_kdump_init() - answer /proc/vmcore for the device's region
  * @vm: the device, configuration validated, DRIVER_OK set
  *
- * Return: 0 or -ENOMEM.
+ * Without memory for the cache it asks the device for every page instead:
+ * slower, but a dump that reads unplugged memory is worse.
+ *
+ * Return: 0.
  */
 int vmem_kdump_init(struct vmem *vm)
 {
@@ -77,8 +84,12 @@ int vmem_kdump_init(struct vmem *vm)
 	vm->kdump_known = kvcalloc(longs, sizeof(long), GFP_KERNEL);
 	vm->kdump_plugged = kvcalloc(longs, sizeof(long), GFP_KERNEL);
 	if (!vm->kdump_known || !vm->kdump_plugged) {
-		vmem_kdump_exit(vm);
-		return -ENOMEM;
+		kvfree(vm->kdump_known);
+		kvfree(vm->kdump_plugged);
+		vm->kdump_known = NULL;
+		vm->kdump_plugged = NULL;
+		dev_warn(&vm->vdev->dev,
+			 "crash kernel: no memory to cache block states: asking the device for every page\n");
 	}
 	vm->vmcore_cb.pfn_is_ram = vmem_kdump_pfn_is_ram;
 	register_vmcore_cb(&vm->vmcore_cb);

@@ -7,6 +7,9 @@
  * Read-only: the tests read the device configuration and the driver's
  * state, and change neither. Devices are found below their PCI transport
  * (virtio-mem-pci); without one bound to this driver the suite is skipped.
+ * Each device is looked at with its device lock held, so that it cannot be
+ * unbound (and its state freed) meanwhile; no assertion aborts a test with
+ * the lock held.
  */
 #include <kunit/test.h>
 #include <linux/bitmap.h>
@@ -56,10 +59,13 @@ static void vmem_live_suite_exit(struct kunit_suite *suite)
 }
 
 /*
- * Wait until the driver has plugged what the device asks for. Skips the
- * test if the driver waits for user space to online memory instead.
+ * Wait until the driver has plugged what the device asks for; device lock
+ * held. Marks the test skipped if the driver waits for user space to online
+ * memory instead.
+ *
+ * Return: true if it did.
  */
-static void vmem_live_settle(struct kunit *test, struct virtio_device *vdev)
+static bool vmem_live_settle(struct kunit *test, struct virtio_device *vdev)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(VMEM_LIVE_SETTLE_MS);
 	struct vmem *vm = vdev->priv;
@@ -68,17 +74,32 @@ static void vmem_live_settle(struct kunit *test, struct virtio_device *vdev)
 	for (;;) {
 		vmem_read_config(vdev, &cfg);
 		if (READ_ONCE(vm->plugged) == cfg.requested_size)
-			return;
+			return true;
 		if (time_after(jiffies, deadline))
 			break;
 		msleep(100);
 	}
 	if (READ_ONCE(vm->plug_wait) == VMEM_WAIT_ONLINE)
-		kunit_skip(test, "%s: waiting for memory to be onlined",
-			   dev_name(&vdev->dev));
-	KUNIT_FAIL(test, "%s: plugged %llu of %llu requested bytes after %u ms",
-		   dev_name(&vdev->dev), READ_ONCE(vm->plugged),
-		   cfg.requested_size, VMEM_LIVE_SETTLE_MS);
+		kunit_mark_skipped(test, "%s: waiting for memory to be onlined",
+				   dev_name(&vdev->dev));
+	else
+		KUNIT_FAIL(test,
+			   "%s: plugged %llu of %llu requested bytes after %u ms",
+			   dev_name(&vdev->dev), READ_ONCE(vm->plugged),
+			   cfg.requested_size, VMEM_LIVE_SETTLE_MS);
+	return false;
+}
+
+/* The driver's state of @vdev, device lock taken; NULL if unbound. */
+static struct vmem *vmem_live_lock(struct kunit *test,
+				   struct virtio_device *vdev)
+{
+	device_lock(&vdev->dev);
+	if (vdev->priv)
+		return vdev->priv;
+	device_unlock(&vdev->dev);
+	KUNIT_FAIL(test, "%s: no longer bound", dev_name(&vdev->dev));
+	return NULL;
 }
 
 static void vmem_live_require_devices(struct kunit *test)
@@ -97,8 +118,10 @@ static void vmem_live_config_valid_and_geometry_fixed(struct kunit *test)
 	vmem_live_require_devices(test);
 	for (i = 0; i < vmem_live_nr; i++) {
 		struct virtio_device *vdev = vmem_live_devs[i];
-		struct vmem *vm = vdev->priv;
+		struct vmem *vm = vmem_live_lock(test, vdev);
 
+		if (!vm)
+			continue;
 		why = NULL;
 		vmem_read_config(vdev, &cfg);
 		KUNIT_EXPECT_EQ_MSG(test, vmem_cfg_check(&cfg, &why), 0,
@@ -107,6 +130,7 @@ static void vmem_live_config_valid_and_geometry_fixed(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, cfg.addr, vm->cfg.addr);
 		KUNIT_EXPECT_EQ(test, cfg.region_size, vm->cfg.region_size);
 		KUNIT_EXPECT_FALSE(test, READ_ONCE(vm->broken));
+		device_unlock(&vdev->dev);
 	}
 }
 
@@ -118,9 +142,14 @@ static void vmem_live_plugged_matches_device(struct kunit *test)
 	vmem_live_require_devices(test);
 	for (i = 0; i < vmem_live_nr; i++) {
 		struct virtio_device *vdev = vmem_live_devs[i];
-		struct vmem *vm = vdev->priv;
+		struct vmem *vm = vmem_live_lock(test, vdev);
 
-		vmem_live_settle(test, vdev);
+		if (!vm)
+			continue;
+		if (!vmem_live_settle(test, vdev)) {
+			device_unlock(&vdev->dev);
+			continue;
+		}
 		vmem_read_config(vdev, &cfg);
 		KUNIT_EXPECT_EQ_MSG(test, READ_ONCE(vm->plugged),
 				    cfg.plugged_size, "%s",
@@ -128,6 +157,7 @@ static void vmem_live_plugged_matches_device(struct kunit *test)
 		KUNIT_EXPECT_EQ_MSG(test, READ_ONCE(vm->plugged),
 				    cfg.requested_size, "%s",
 				    dev_name(&vdev->dev));
+		device_unlock(&vdev->dev);
 	}
 }
 
@@ -140,11 +170,18 @@ static void vmem_live_bookkeeping_matches_plugged(struct kunit *test)
 	vmem_live_require_devices(test);
 	for (i = 0; i < vmem_live_nr; i++) {
 		struct virtio_device *vdev = vmem_live_devs[i];
-		struct vmem *vm = vdev->priv;
-		struct vmem_sbm *sbm = &vm->sbm;
-		unsigned long bits = sbm->nr_mbs * sbm->sbs_per_mb;
+		struct vmem *vm = vmem_live_lock(test, vdev);
+		struct vmem_sbm *sbm;
+		unsigned long bits;
 
-		vmem_live_settle(test, vdev);
+		if (!vm)
+			continue;
+		sbm = &vm->sbm;
+		bits = sbm->nr_mbs * sbm->sbs_per_mb;
+		if (!vmem_live_settle(test, vdev)) {
+			device_unlock(&vdev->dev);
+			continue;
+		}
 		KUNIT_EXPECT_EQ_MSG(test, bitmap_weight(sbm->plugged, bits) *
 				    vm->sb_size, READ_ONCE(vm->plugged),
 				    "%s: plugged bits times the unit size",
@@ -153,7 +190,9 @@ static void vmem_live_bookkeeping_matches_plugged(struct kunit *test)
 		memset(counts, 0, sizeof(counts));
 		for (mb = 0; mb < sbm->nr_mbs; mb++) {
 			state = vmem_sbm_state(sbm, mb);
-			KUNIT_ASSERT_LT(test, state, VMEM_MB_NR_STATES);
+			KUNIT_EXPECT_LT(test, state, VMEM_MB_NR_STATES);
+			if (state >= VMEM_MB_NR_STATES)
+				break;
 			counts[state]++;
 			if (state == VMEM_MB_UNUSED)
 				KUNIT_EXPECT_EQ_MSG(test,
@@ -165,6 +204,7 @@ static void vmem_live_bookkeeping_matches_plugged(struct kunit *test)
 			KUNIT_EXPECT_EQ_MSG(test, sbm->count[state],
 					    counts[state], "%s: state %u",
 					    dev_name(&vdev->dev), state);
+		device_unlock(&vdev->dev);
 	}
 }
 

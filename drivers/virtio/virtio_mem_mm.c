@@ -15,8 +15,8 @@
  * device is asked, so /proc/kcore and kdump skip them from then on; if the
  * device does not unplug them, they are unmarked and given back.
  *
- * Lock order: mem_hotplug_lock (core) -> vm->hp_lock. The driver never calls
- * into the hotplug core with hp_lock held.
+ * Lock order: device_hotplug_lock -> mem_hotplug_lock (core) -> vm->hp_lock.
+ * The driver never calls into the hotplug core with hp_lock held.
  */
 #include <linux/completion.h>
 #include <linux/gfp.h>
@@ -130,8 +130,10 @@ static void vmem_pages_to_buddy(unsigned long pfn, unsigned long nr)
 
 /*
  * Called by the core while onlining, between MEM_GOING_ONLINE and
- * MEM_ONLINE: the block is VMEM_MB_ONLINING, so the driver leaves its
- * bitmap alone meanwhile.
+ * MEM_ONLINE: the block is VMEM_MB_ONLINING (or VMEM_MB_REMOVING, when the
+ * core rolls back a failed removal of the driver's), so the driver leaves
+ * its bitmap alone meanwhile, and removal waits for it to finish: @vm
+ * stays valid after the RCU read side.
  */
 static void vmem_online_page_cb(struct page *page, unsigned int order)
 {
@@ -139,17 +141,16 @@ static void vmem_online_page_cb(struct page *page, unsigned int order)
 	unsigned long end = pfn + (1UL << order);
 	struct vmem *vm;
 
-	/* It sleeps: take it before entering the RCU read side. */
-	page_offline_begin();
 	rcu_read_lock();
 	vm = vmem_find(pfn);
+	rcu_read_unlock();
 	if (!vm) {
-		rcu_read_unlock();
-		page_offline_end();
 		generic_online_page(page, order);
 		return;
 	}
 
+	/* Only for this device's memory: /proc/kcore readers wait on it. */
+	page_offline_begin();
 	while (pfn < end) {
 		unsigned long sb_pages = vmem_sb_pages(vm);
 		unsigned long sb = (pfn - vmem_sb_pfn(vm, 0)) / sb_pages;
@@ -161,7 +162,6 @@ static void vmem_online_page_cb(struct page *page, unsigned int order)
 			vmem_pages_set_offline(pfn, nr);
 		pfn += nr;
 	}
-	rcu_read_unlock();
 	page_offline_end();
 }
 
@@ -348,19 +348,25 @@ void vmem_mm_retire_pages(struct vmem *vm, unsigned long first_sb,
 }
 
 /**
- * vmem_mm_sb_in_use() - whether Linux uses a sub-block of an online block
+ * vmem_mm_sb_all_offline() - whether every page of a sub-block is offline
  * @vm: the device
  * @sb: sub-block of an online memory block
  *
- * A driver instance marks the pages of sub-blocks it does not give to
- * Linux PageOffline, and they stay so after it is unloaded; any other
- * page of an online block belongs to Linux. hp_lock held.
+ * PageOffline is no evidence that a sub-block is unplugged: a balloon marks
+ * its pages so too. But a page without it in an online block is Linux's:
+ * a sub-block with one is in use. hp_lock held.
  *
- * Return: true if Linux has the sub-block's pages.
+ * Return: true if every page is PageOffline.
  */
-bool vmem_mm_sb_in_use(struct vmem *vm, unsigned long sb)
+bool vmem_mm_sb_all_offline(struct vmem *vm, unsigned long sb)
 {
-	return !PageOffline(pfn_to_page(vmem_sb_pfn(vm, sb)));
+	unsigned long pfn = vmem_sb_pfn(vm, sb);
+	unsigned long i;
+
+	for (i = 0; i < vmem_sb_pages(vm); i++)
+		if (!PageOffline(pfn_to_page(pfn + i)))
+			return false;
+	return true;
 }
 
 /**
@@ -426,6 +432,26 @@ bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online)
 	return pfn_valid(pfn);
 }
 
+/**
+ * vmem_mm_any_present() - whether Linux has memory of the region added
+ * @vm: the device, geometry set up
+ *
+ * Asks mm, not the resource tree: memory a previous driver instance left
+ * added is in use, and must not be unplugged behind the kernel's back.
+ *
+ * Return: true if any memory block of the region is added.
+ */
+bool vmem_mm_any_present(struct vmem *vm)
+{
+	unsigned long mb;
+	bool online;
+
+	for (mb = 0; mb < vm->sbm.nr_mbs; mb++)
+		if (vmem_mm_mb_present(vm, mb, &online))
+			return true;
+	return false;
+}
+
 /*
  * Offlining needs every page free or skippable: drop our reference to the
  * pages of unplugged sub-blocks (refcount 0 + PageOffline = skipped), and
@@ -468,16 +494,22 @@ static void vmem_transition_done(struct vmem *vm)
 
 /*
  * Why onlining or offlining memory block @mb must not start now, or NULL.
- * The driver's own removal (VMEM_MB_REMOVING) may always offline. hp_lock
- * held.
+ * The driver's own removal (VMEM_MB_REMOVING) may always offline, and the
+ * core may online such a block again to roll back a removal that failed
+ * half-way. hp_lock held.
  */
 static const char *vmem_refuse_reason(struct vmem *vm, unsigned long mb,
 				      bool online)
 {
 	enum vmem_mb_state state = vmem_sbm_state(&vm->sbm, mb);
 
-	if (state == VMEM_MB_REMOVING)
-		return online ? "it is being removed" : NULL;
+	if (state == VMEM_MB_REMOVING) {
+		if (online && !vm->removing_blocks)
+			return "it is being removed";
+		if (!online && vmem_fault_refuse_offline(vm))
+			return "fault injection";
+		return NULL;
+	}
 	if (vm->adopting)
 		return "the driver is still taking over memory";
 	if (READ_ONCE(vm->removing))
@@ -516,11 +548,15 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 
 	mutex_lock(&vm->hp_lock);
 	state = vmem_sbm_state(&vm->sbm, mb);
+	/* mm says where the block's pages start: after its own memmap? */
+	if (action == MEM_GOING_ONLINE || action == MEM_GOING_OFFLINE)
+		__assign_bit(mb, vm->self_hosted,
+			     start != vmem_mb_addr(vm, mb));
 	switch (action) {
 	case MEM_GOING_ONLINE:
 		why = vmem_refuse_reason(vm, mb, true);
 		if (why)
-			rc = NOTIFY_BAD;
+			rc = notifier_from_errno(-EBUSY);
 		else if (state == VMEM_MB_OFFLINE)
 			vmem_sbm_set_state(&vm->sbm, mb, VMEM_MB_ONLINING);
 		break;
@@ -533,7 +569,7 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 	case MEM_GOING_OFFLINE:
 		why = vmem_refuse_reason(vm, mb, false);
 		if (why) {
-			rc = NOTIFY_BAD;
+			rc = notifier_from_errno(-EBUSY);
 			break;
 		}
 		if (state == VMEM_MB_ONLINE)
@@ -557,12 +593,13 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 	}
 	mutex_unlock(&vm->hp_lock);
 
+	/* The pages the core on- or offlined: without a memmap inside. */
 	if (action == MEM_ONLINE)
 		trace_virtio_mem_memory_onlined(dev_name(&vm->vdev->dev), start,
-						vm->mb_size);
+						PFN_PHYS(mhp->nr_pages));
 	else if (action == MEM_OFFLINE)
 		trace_virtio_mem_memory_offlined(dev_name(&vm->vdev->dev),
-						 start, vm->mb_size);
+						 start, PFN_PHYS(mhp->nr_pages));
 	if (why)
 		dev_warn_ratelimited(&vm->vdev->dev,
 				     "memory block %llu: %s refused: %s\n",
@@ -658,8 +695,7 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
  * With memmap_on_memory, the struct pages of the block live in its first
  * pages instead of in memory the guest already has. The kernel offers it
  * only when booted with memory_hotplug.memmap_on_memory=1, and refuses the
- * request (-EINVAL) otherwise; later kernels may add the block the usual
- * way instead, so the block is checked. Either way the driver stops asking.
+ * request (-EINVAL) otherwise: the driver then stops asking.
  *
  * Return: 0; -EOPNOTSUPP when the kernel does not offer it (add the block
  * with vmem_mm_add() instead); or the error of add_memory_driver_managed().
@@ -671,17 +707,19 @@ int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb)
 	if (vm->self_host_off)
 		return -EOPNOTSUPP;
 	rc = vmem_mm_add_flags(vm, mb, 1, MHP_MEMMAP_ON_MEMORY);
-	if ((rc == -EINVAL && !vm->self_host_ok) ||
-	    (!rc && !vmem_mm_mb_self_hosted(vm, mb))) {
+	if (rc == -EINVAL && !vm->self_host_ok) {
 		WRITE_ONCE(vm->self_host_off, true);
 		dev_info(&vm->vdev->dev,
 			 "the kernel does not place memmaps in added memory (boot with memory_hotplug.memmap_on_memory=1 for that): they come from boot memory\n");
-		return rc ? -EOPNOTSUPP : 0;
+		return -EOPNOTSUPP;
 	}
 	if (rc) {
 		vmem_mm_add_failed(vm, mb, rc);
 		return rc;
 	}
+	mutex_lock(&vm->hp_lock);
+	set_bit(mb, vm->self_hosted);
+	mutex_unlock(&vm->hp_lock);
 	if (!vm->self_host_ok)
 		dev_info(&vm->vdev->dev,
 			 "memmap_on_memory: added memory holds its own memmap\n");
@@ -694,31 +732,23 @@ int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb)
  * @vm: the device
  * @mb: memory block, added (not VMEM_MB_UNUSED nor VMEM_MB_REMOVING)
  *
- * Asks the page tables where the block's first struct page lives, which
- * also tells about blocks a previous driver instance added. Its memmap
+ * The driver's own record: set when it added the block so, kept across a
+ * reload with the region's reservation, and corrected by what the memory
+ * notifier says whenever the block goes on- or offline. Its memmap
  * sub-blocks must stay plugged until the block is removed.
  *
  * Return: true if the memmap of @mb lies inside @mb.
  */
 bool vmem_mm_mb_self_hosted(struct vmem *vm, unsigned long mb)
 {
-#ifdef CONFIG_X86
-	u64 start = vmem_mb_addr(vm, mb);
-	phys_addr_t phys;
-
-	if (!pfn_valid(PHYS_PFN(start)))
-		return false;
-	phys = slow_virt_to_phys(pfn_to_page(PHYS_PFN(start)));
-	return phys >= start && phys < start + vm->mb_size;
-#else
-	return false;
-#endif
+	return test_bit(mb, vm->self_hosted);
 }
 
 struct vmem_offline_call {
 	u64 start;
 	u64 size;
 	int rc;
+	struct completion started;
 	struct completion done;
 };
 
@@ -728,27 +758,33 @@ static int vmem_offline_thread(void *data)
 
 	/* Offlining gives up on a pending signal: the timeout sends one. */
 	allow_signal(SIGKILL);
+	complete(&call->started);
 	call->rc = offline_and_remove_memory(call->start, call->size);
-	complete(&call->done);
-	return 0;
+	/* No module text runs after this: the module may go right away. */
+	kthread_complete_and_exit(&call->done, 0);
 }
 
 /*
  * offline_and_remove_memory() in a kernel thread of its own, interrupted
  * if it takes longer than VMEM_OFFLINE_TIMEOUT_S: then -EINTR, with the
- * memory left as it was.
+ * memory left as it was. In 6.1 offlining retries for as long as a page
+ * cannot be migrated and only a signal stops it; mainline 6.5 bounds it
+ * inside mm instead (see Documentation). The clock starts once the thread
+ * accepts the signal, so the signal is never lost.
  */
 static int vmem_offline_and_remove(struct vmem *vm, u64 start, u64 size)
 {
 	struct vmem_offline_call call = { .start = start, .size = size };
 	struct task_struct *task;
 
+	init_completion(&call.started);
 	init_completion(&call.done);
 	task = kthread_create(vmem_offline_thread, &call, "virtio_mem_offline");
 	if (IS_ERR(task))
 		return PTR_ERR(task);
 	get_task_struct(task);
 	wake_up_process(task);
+	wait_for_completion(&call.started);
 	if (!wait_for_completion_timeout(&call.done,
 					 VMEM_OFFLINE_TIMEOUT_S * HZ)) {
 		dev_warn_ratelimited(&vm->vdev->dev,
@@ -796,17 +832,22 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
 	}
 	for (i = 0; i < nr; i++)
 		vmem_sbm_set_state(&vm->sbm, mb + i, VMEM_MB_REMOVING);
+	vm->removing_blocks = true;
 	mutex_unlock(&vm->hp_lock);
 
 	rc = vmem_offline_and_remove(vm, vmem_mb_addr(vm, mb), nr * vm->mb_size);
 
 	mutex_lock(&vm->hp_lock);
+	vm->removing_blocks = false;
 	for (i = 0; i < nr; i++) {
 		enum vmem_mb_state state = VMEM_MB_UNUSED;
 
+		/* On failure the core onlined again what it had offlined. */
 		if (rc && vmem_mm_mb_present(vm, mb + i, &online))
 			state = online ? VMEM_MB_ONLINE : VMEM_MB_OFFLINE;
 		vmem_sbm_set_state(&vm->sbm, mb + i, state);
+		if (state == VMEM_MB_UNUSED)
+			clear_bit(mb + i, vm->self_hosted);
 	}
 	mutex_unlock(&vm->hp_lock);
 	if (rc)
@@ -821,29 +862,14 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
 }
 
 /**
- * vmem_mm_region_in_use() - whether Linux has memory added inside a range
- * @addr: start
- * @size: length
- *
- * Memory a previous instance of the driver left online is still in use:
- * it must not be unplugged behind the kernel's back. Only added memory
- * counts (driver-managed System RAM), not the region's reservation.
- *
- * Return: true if any added memory intersects the range.
- */
-bool vmem_mm_region_in_use(u64 addr, u64 size)
-{
-	return region_intersects(addr, size, IORESOURCE_SYSTEM_RAM |
-				 IORESOURCE_SYSRAM_DRIVER_MANAGED,
-				 IORES_DESC_NONE) != REGION_DISJOINT;
-}
-
-/**
  * vmem_mm_register() - hook @vm into memory hotplug
- * @vm: the device, geometry and bookkeeping set up
+ * @vm: the device, geometry and bookkeeping set up, @adopting set
  *
  * Registers the memory group (unless one was taken over with the region),
  * the memory notifier and, for the first device, the online-page callback.
+ * From here on the notifier sees every onlining and offlining that starts
+ * in the region; when this returns, those that had started before are
+ * over, so what mm says of the region's blocks is what they are.
  *
  * Return: 0 or a negative error, with nothing left registered but a memory
  * group that was taken over.
@@ -868,15 +894,20 @@ int vmem_mm_register(struct vmem *vm)
 	if (rc)
 		goto err_group;
 
+	/*
+	 * set_online_page_callback() holds the hotplug lock, which every
+	 * onlining and offlining holds from start to end: it returns only
+	 * once those that the notifier did not see start are over. With our
+	 * callback in place already it changes nothing (-EINVAL); it is
+	 * called for that wait.
+	 */
 	mutex_lock(&vmem_devices_lock);
-	if (list_empty(&vmem_devices)) {
-		rc = set_online_page_callback(vmem_online_page_cb);
-		if (rc) {
-			mutex_unlock(&vmem_devices_lock);
-			dev_err(&vm->vdev->dev,
-				"the online-page callback is taken by another driver\n");
-			goto err_notifier;
-		}
+	rc = set_online_page_callback(vmem_online_page_cb);
+	if (list_empty(&vmem_devices) && rc) {
+		mutex_unlock(&vmem_devices_lock);
+		dev_err(&vm->vdev->dev,
+			"the online-page callback is taken by another driver\n");
+		goto err_notifier;
 	}
 	list_add_rcu(&vm->list, &vmem_devices);
 	mutex_unlock(&vmem_devices_lock);

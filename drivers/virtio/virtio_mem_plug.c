@@ -2,15 +2,37 @@
 /*
  * virtio-mem: what both block modes share. The geometry of the region in
  * memory blocks, plugging and unplugging runs of units with as few
- * requests as possible, and the cap on memory added but left offline.
+ * requests as possible, bringing a range to one state whatever the device
+ * says of it, what Linux has of the region, and the cap on memory added
+ * but left offline.
  *
  * A "unit" is what the bookkeeping tracks per bit: a sub-block in
  * sub-block mode, a memory block in big-block mode.
  */
+#include <linux/bitmap.h>
 #include <linux/memory.h>
 #include <linux/mm.h>
 
 #include "virtio_mem_dev.h"
+
+/*
+ * Which memory blocks hold their own memmap: what a previous driver
+ * instance recorded, if it left memory added in the same geometry, else
+ * nothing yet.
+ */
+static int vmem_self_hosted_init(struct vmem *vm)
+{
+	struct vmem_region *region = vm->region;
+
+	if (region && region->self_hosted &&
+	    region->nr_mbs == vm->sbm.nr_mbs) {
+		vm->self_hosted = region->self_hosted;
+		region->self_hosted = NULL;
+		return 0;
+	}
+	vm->self_hosted = bitmap_zalloc(vm->sbm.nr_mbs, GFP_KERNEL);
+	return vm->self_hosted ? 0 : -ENOMEM;
+}
 
 /**
  * vmem_geometry_init() - find the memory blocks inside the device region
@@ -22,6 +44,7 @@ int vmem_geometry_init(struct vmem *vm)
 {
 	u64 end = vm->cfg.addr + vm->cfg.region_size;
 	unsigned long last_mb;
+	int rc;
 
 	vm->first_mb = div64_u64(vm->cfg.addr + vm->mb_size - 1, vm->mb_size);
 	last_mb = div64_u64(end, vm->mb_size);
@@ -31,8 +54,28 @@ int vmem_geometry_init(struct vmem *vm)
 			vm->mb_size >> 20);
 		return -EINVAL;
 	}
-	return vmem_sbm_init(&vm->sbm, last_mb - vm->first_mb,
-			     div64_u64(vm->mb_size, vm->sb_size));
+	rc = vmem_sbm_init(&vm->sbm, last_mb - vm->first_mb,
+			   div64_u64(vm->mb_size, vm->sb_size));
+	if (rc)
+		return rc;
+	rc = vmem_self_hosted_init(vm);
+	if (rc)
+		vmem_sbm_destroy(&vm->sbm);
+	return rc;
+}
+
+/**
+ * vmem_memory_added() - whether Linux has memory of the device added
+ * @vm: the device
+ *
+ * From the driver's own record: it adds and removes all of it, and the
+ * memory notifier tells it of every onlining and offlining.
+ *
+ * Return: true if any memory block of the region is added.
+ */
+bool vmem_memory_added(struct vmem *vm)
+{
+	return READ_ONCE(vm->sbm.count[VMEM_MB_UNUSED]) != vm->sbm.nr_mbs;
 }
 
 /**
@@ -139,6 +182,48 @@ void vmem_unplug_settle(struct vmem *vm, unsigned long first, unsigned long nr,
 		"the device may have unplugged %llu MiB at 0x%llx or not: kept offline for good (%llu MiB in all)\n",
 		(leaked * vm->sb_size) >> 20, vmem_sb_addr(vm, first),
 		vm->stats.leaked >> 20);
+}
+
+/**
+ * vmem_make_range() - bring device blocks to one state
+ * @vm: the device
+ * @addr: start, aligned to the device block
+ * @size: length, a multiple of the device block, at most
+ *	VIRTIO_MEM_REQ_MAX_BLOCKS blocks
+ * @state: what the device last said of the range (VIRTIO_MEM_STATE_*)
+ * @plugged: the state the range must be in
+ *
+ * One request for the whole range, or for a MIXED one, a STATE request and
+ * maybe a request per device block.
+ *
+ * Return: 0, or the error of the first request that failed.
+ */
+int vmem_make_range(struct vmem *vm, u64 addr, u64 size, int state,
+		    bool plugged)
+{
+	int want = plugged ? VIRTIO_MEM_STATE_PLUGGED :
+			     VIRTIO_MEM_STATE_UNPLUGGED;
+	u64 bs = vm->cfg.block_size;
+	u64 end = addr + size;
+	int rc;
+
+	if (state == want)
+		return 0;
+	if (state != VIRTIO_MEM_STATE_MIXED)
+		return plugged ? vmem_req_plug(vm, addr, size) :
+				 vmem_req_unplug(vm, addr, size);
+	for (; addr < end; addr += bs) {
+		state = vmem_req_state(vm, addr, bs);
+		if (state < 0)
+			return state;
+		if (state == want)
+			continue;
+		rc = plugged ? vmem_req_plug(vm, addr, bs) :
+			       vmem_req_unplug(vm, addr, bs);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 /*

@@ -2,10 +2,12 @@
 /*
  * virtio-mem and system sleep.
  *
- * Hibernation is refused up front, by a PM notifier, before user space is
- * frozen. Suspend to idle is always fine: nothing is reset. Suspend to RAM
- * is fine with nothing plugged, or when the device keeps its state across
- * it (VIRTIO_MEM_F_PERSISTENT_SUSPEND); otherwise the host may unplug
+ * Hibernation, and restoring a hibernation image, are refused up front by
+ * a PM notifier of the highest priority, before user space is frozen and
+ * before other drivers prepare for it. Suspend to idle is always fine:
+ * nothing is reset. Suspend to RAM is fine with nothing plugged, or when
+ * the device keeps its state across it
+ * (VIRTIO_MEM_F_PERSISTENT_SUSPEND); otherwise the host may unplug
  * everything on wakeup, under memory in use, so it is refused. Which state
  * the system enters is only known when devices are frozen: that is where
  * suspend is decided (vmem_sleep_refusal() holds the rule).
@@ -24,9 +26,11 @@ static int vmem_pm_cb(struct notifier_block *nb, unsigned long action,
 {
 	struct vmem *vm = container_of(nb, struct vmem, pm_nb);
 
-	if (action != PM_HIBERNATION_PREPARE)
+	if (action != PM_HIBERNATION_PREPARE && action != PM_RESTORE_PREPARE)
 		return NOTIFY_DONE;
-	dev_err(&vm->vdev->dev, "virtio-mem refuses hibernation: %s\n",
+	dev_err(&vm->vdev->dev, "virtio-mem refuses %s: %s\n",
+		action == PM_RESTORE_PREPARE ? "restoring a hibernation image" :
+					       "hibernation",
 		vmem_sleep_refusal(VMEM_SLEEP_HIBERNATE, true, true));
 	return notifier_from_errno(-EBUSY);
 }
@@ -40,6 +44,8 @@ static int vmem_pm_cb(struct notifier_block *nb, unsigned long action,
 int vmem_pm_register(struct vmem *vm)
 {
 	vm->pm_nb.notifier_call = vmem_pm_cb;
+	/* First: nobody else should prepare for what is refused anyway. */
+	vm->pm_nb.priority = INT_MAX;
 	return register_pm_notifier(&vm->pm_nb);
 }
 
@@ -103,9 +109,7 @@ int vmem_freeze(struct virtio_device *vdev)
 		vmem_pm_start_work(vm, true);
 		return -EBUSY;
 	}
-	virtio_reset_device(vdev);
-	vdev->config->del_vqs(vdev);
-	vm->vq = NULL;
+	vmem_req_detach(vm);
 	return 0;
 }
 
@@ -119,17 +123,15 @@ int vmem_freeze(struct virtio_device *vdev)
 int vmem_restore(struct virtio_device *vdev)
 {
 	struct vmem *vm = vdev->priv;
-	struct virtqueue *vq;
+	int rc;
 
-	vq = virtio_find_single_vq(vdev, vmem_vq_done, "requests");
-	if (IS_ERR(vq)) {
-		dev_err(&vdev->dev, "cannot create the queue on resume: %ld\n",
-			PTR_ERR(vq));
+	rc = vmem_req_attach(vm);
+	if (rc) {
+		dev_err(&vdev->dev, "cannot create the queue on resume: %d\n",
+			rc);
 		WRITE_ONCE(vm->broken, true);
-		return PTR_ERR(vq);
+		return rc;
 	}
-	vm->vq = vq;
-	virtio_device_ready(vdev);
 	/* The work reads the configuration again: the host may have reset. */
 	WRITE_ONCE(vm->config_pending, true);
 	vmem_pm_start_work(vm, true);

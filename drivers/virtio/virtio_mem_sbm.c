@@ -23,9 +23,8 @@ static int vmem_sbm_init_dev(struct vmem *vm)
 	vm->sb_size = max_t(u64, vm->cfg.block_size,
 			    PFN_PHYS(pageblock_nr_pages));
 	vm->mbs_per_bb = 1;
-	/* Only where vmem_mm_mb_self_hosted() can recognise such blocks. */
-	vm->self_host = IS_ENABLED(CONFIG_X86) &&
-			READ_ONCE(vmem_memmap_on_memory);
+	vm->bb_size = vm->sb_size;
+	vm->self_host = READ_ONCE(vmem_memmap_on_memory);
 	vm->memmap_units = DIV_ROUND_UP(vmem_mm_memmap_pages(vm),
 					vmem_sb_pages(vm));
 	return vmem_geometry_init(vm);
@@ -213,7 +212,7 @@ static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
 				   unsigned long *todo)
 {
 	unsigned long spm = vm->sbm.sbs_per_mb;
-	unsigned long done;
+	unsigned long first, done;
 	int rc;
 
 	if (*todo < spm || vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_ONLINE ||
@@ -224,8 +223,12 @@ static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
 	if (vmem_mm_remove(vm, mb, 1))
 		return -EAGAIN;
 	/* Removed but still plugged if this fails: pass 0 retries it. */
-	rc = vmem_unplug_run(vm, vmem_sbm_index(&vm->sbm, mb, 0), spm, &done);
+	first = vmem_sbm_index(&vm->sbm, mb, 0);
+	rc = vmem_unplug_run(vm, first, spm, &done);
 	*todo -= done;
+	if (rc)
+		vmem_unplug_settle(vm, first + done,
+				   min(spm - done, vmem_units_per_req(vm)), rc);
 	return rc;
 }
 
@@ -438,71 +441,54 @@ static int vmem_sbm_plug(struct vmem *vm, u64 size)
 }
 
 /*
- * Make the device agree with what Linux has of sub-block @sb, of which it
- * said @state, and record it: plugged if @keep, else unplugged. A
- * sub-block of several device blocks may be MIXED: then block by block.
+ * Carry out what taking over decided for sub-block @sb, of which the
+ * device said @state. Memory in use stays plugged and counted, even when
+ * the device will not plug it again (NACK): it holds data.
  */
 static int vmem_sbm_adopt_sb(struct vmem *vm, unsigned long sb, int state,
-			     bool keep)
+			     enum vmem_adopt_action action)
 {
-	u64 bs = vm->cfg.block_size;
 	u64 addr = vmem_sb_addr(vm, sb);
-	u64 end = addr + vm->sb_size;
-	int want = keep ? VIRTIO_MEM_STATE_PLUGGED : VIRTIO_MEM_STATE_UNPLUGGED;
-	bool differed = state != want;
 	int rc = 0;
 
-	if (state == VIRTIO_MEM_STATE_MIXED) {
-		for (; addr < end && !rc; addr += bs) {
-			state = vmem_req_state(vm, addr, bs);
-			if (state < 0)
-				rc = state;
-			else if (state != want)
-				rc = keep ? vmem_req_plug(vm, addr, bs) :
-					    vmem_req_unplug(vm, addr, bs);
-		}
-	} else if (differed) {
-		rc = keep ? vmem_req_plug(vm, addr, vm->sb_size) :
-			    vmem_req_unplug(vm, addr, vm->sb_size);
-	}
-	/* Memory Linux uses stays in use, whatever the device says. */
-	if (keep) {
-		vmem_sbm_mark(&vm->sbm, sb, 1, true);
-		vm->plugged += vm->sb_size;
-		if (differed)
-			dev_warn(&vm->vdev->dev,
-				 "sub-block at 0x%llx is in use but was not plugged: %s (%d)\n",
-				 vmem_sb_addr(vm, sb),
-				 rc ? "plugging it failed" : "plugged it", rc);
-	} else if (rc) {
+	switch (action) {
+	case VMEM_ADOPT_NOTHING:
+		return 0;
+	case VMEM_ADOPT_UNPLUG:
+		return vmem_make_range(vm, addr, vm->sb_size, state, false);
+	case VMEM_ADOPT_PLUG:
+		rc = vmem_make_range(vm, addr, vm->sb_size, state, true);
 		dev_warn(&vm->vdev->dev,
-			 "sub-block at 0x%llx is not in use, unplugging it failed: %d\n",
-			 vmem_sb_addr(vm, sb), rc);
+			 "sub-block at 0x%llx is in use but the device lost it: %s (%d)\n",
+			 addr, rc ? "plugging it again failed" : "plugged it again",
+			 rc);
+		if (rc == -EAGAIN)
+			rc = 0;
+		break;
+	case VMEM_ADOPT_KEEP:
+		break;
 	}
+	vmem_sbm_mark(&vm->sbm, sb, 1, true);
+	vm->plugged += vm->sb_size;
 	return rc;
 }
 
 /*
- * Take over memory block @mb: ask the device which of its sub-blocks are
- * plugged and compare with what Linux has. Of an online block, Linux uses
- * exactly the sub-blocks whose pages are not PageOffline, whatever the
- * device says; an offline block uses what the device has plugged; plugged
- * memory Linux does not have is unplugged.
+ * Take over memory block @mb, whose state mm gave: ask the device which of
+ * its sub-blocks are plugged (vmem_adopt_decide() says what follows).
  */
 static int vmem_sbm_adopt_mb(struct vmem *vm, unsigned long mb)
 {
+	enum vmem_mb_state mb_state = vmem_sbm_state(&vm->sbm, mb);
+	bool present = mb_state != VMEM_MB_UNUSED;
+	bool online = mb_state == VMEM_MB_ONLINE;
 	unsigned long first = vmem_sbm_index(&vm->sbm, mb, 0);
 	unsigned long sb;
-	bool present, online;
 	int state, st, rc;
 
 	state = vmem_req_state(vm, vmem_sb_addr(vm, first), vm->mb_size);
-	if (state < 0)
-		return state;
-	present = vmem_mm_mb_present(vm, mb, &online);
-	if (present)
-		vmem_sbm_set_state(&vm->sbm, mb, online ? VMEM_MB_ONLINE :
-							  VMEM_MB_OFFLINE);
+	if (state < 0 || (state == VIRTIO_MEM_STATE_UNPLUGGED && !present))
+		return state < 0 ? state : 0;
 	for (sb = first; sb < first + vm->sbm.sbs_per_mb; sb++) {
 		st = state;
 		if (st == VIRTIO_MEM_STATE_MIXED) {
@@ -512,20 +498,21 @@ static int vmem_sbm_adopt_mb(struct vmem *vm, unsigned long mb)
 				return st;
 		}
 		rc = vmem_sbm_adopt_sb(vm, sb, st,
-				       vmem_adopt_keep(present, online,
-						       online &&
-						       vmem_mm_sb_in_use(vm, sb),
-						       st));
-		/* Other failures leave the device off, never Linux. */
-		if (vm->broken)
+				       vmem_adopt_decide(present, online, st,
+							 online &&
+							 st == VIRTIO_MEM_STATE_UNPLUGGED &&
+							 vmem_mm_sb_all_offline(vm, sb)));
+		if (rc)
 			return rc;
 	}
 	return 0;
 }
 
 /*
- * Take over memory blocks a previous driver instance left added. Called
- * with hp_lock held while the notifier refuses every transition.
+ * Take over memory blocks a previous driver instance left added, their
+ * states taken from mm already. Called with hp_lock held while the
+ * notifier refuses every transition. Any failure fails it all: the caller
+ * then lets go as at removal.
  */
 static int vmem_sbm_adopt(struct vmem *vm)
 {
@@ -535,7 +522,7 @@ static int vmem_sbm_adopt(struct vmem *vm)
 	/* Nothing beyond the usable region can be plugged. */
 	for (mb = 0; mb < vm->usable_mbs; mb++) {
 		rc = vmem_sbm_adopt_mb(vm, mb);
-		if (rc < 0 && vm->broken)
+		if (rc)
 			return rc;
 	}
 	return 0;

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * virtio-mem user interface: module parameters, with bounds that are
- * enforced with a clear message; read-only sysfs attributes that show what
- * each device is doing (/sys/bus/virtio/devices/virtioN/virtio_mem/); the
- * tracepoints (virtio_mem_trace.h, created here); and debugfs
- * fault-injection knobs for testing the error paths.
+ * enforced with a clear message; sysfs attributes that show what each
+ * device is doing (/sys/bus/virtio/devices/virtioN/virtio_mem/), and one
+ * that re-arms a stalled device; and the tracepoints (virtio_mem_trace.h,
+ * created here). Fault injection is in virtio_mem_fault.c.
  */
-#include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/moduleparam.h>
 #include <linux/sysfs.h>
@@ -121,6 +120,22 @@ module_param_named(memmap_on_memory, vmem_memmap_on_memory, bool, 0444);
 MODULE_PARM_DESC(memmap_on_memory,
 		 "In sub-block mode, place the memmap of added memory in that memory when the kernel allows it (memory_hotplug.memmap_on_memory=1)");
 
+/* Mainline's big-block knobs, so that existing command lines keep working. */
+bool vmem_force_bbm;
+module_param_named(force_bbm, vmem_force_bbm, bool, 0444);
+MODULE_PARM_DESC(force_bbm,
+		 "Use big-block mode even for device blocks smaller than a memory block");
+
+unsigned long vmem_bbm_block_size;
+module_param_named(bbm_block_size, vmem_bbm_block_size, ulong, 0444);
+MODULE_PARM_DESC(bbm_block_size,
+		 "With force_bbm, the big block size in bytes: a power of two of at least a memory block (0: a memory block, or the device block if larger)");
+
+static bool vmem_bbm_safe_unplug = true;
+module_param_named(bbm_safe_unplug, vmem_bbm_safe_unplug, bool, 0444);
+MODULE_PARM_DESC(bbm_safe_unplug,
+		 "Accepted for compatibility: big blocks are always unplugged safely (their pages are taken before offlining)");
+
 /* --- sysfs --- */
 
 static struct vmem *vmem_from_dev(struct device *dev)
@@ -156,6 +171,7 @@ VMEM_ATTR(plugged_size, "%llu", READ_ONCE(vm->plugged));
 VMEM_ATTR(offline_size, "%llu",
 	  READ_ONCE(vm->sbm.count[VMEM_MB_OFFLINE]) * vm->mb_size);
 VMEM_ATTR(broken, "%d", READ_ONCE(vm->broken));
+VMEM_ATTR(stalled, "%d", READ_ONCE(vm->stalled));
 VMEM_ATTR(requests_plug, "%lu",
 	  READ_ONCE(vm->stats.requests[VIRTIO_MEM_REQ_PLUG]));
 VMEM_ATTR(requests_unplug, "%lu",
@@ -176,6 +192,28 @@ VMEM_ATTR(memmap_stops, "%lu", READ_ONCE(vm->stats.memmap_stops));
 VMEM_ATTR(plug_wait, "%s", vmem_plug_wait_names[READ_ONCE(vm->plug_wait)]);
 VMEM_ATTR(leaked_size, "%llu", READ_ONCE(vm->stats.leaked));
 
+/*
+ * Writing 1 gives a stalled or broken device a fresh start: its queue is
+ * reset, and the work checks its state and goes on (vmem_req_rearm()).
+ */
+static ssize_t rearm_store(struct device *dev, struct device_attribute *attr,
+			   const char *buf, size_t count)
+{
+	struct vmem *vm = vmem_from_dev(dev);
+	bool val;
+	int rc;
+
+	rc = kstrtobool(buf, &val);
+	if (rc || !val)
+		return rc ?: -EINVAL;
+	rc = vmem_req_rearm(vm);
+	if (rc)
+		return rc;
+	vmem_queue_work(vm);
+	return count;
+}
+static DEVICE_ATTR_WO(rearm);
+
 static struct attribute *vmem_attrs[] = {
 	&dev_attr_mode.attr,
 	&dev_attr_node.attr,
@@ -188,6 +226,8 @@ static struct attribute *vmem_attrs[] = {
 	&dev_attr_plugged_size.attr,
 	&dev_attr_offline_size.attr,
 	&dev_attr_broken.attr,
+	&dev_attr_stalled.attr,
+	&dev_attr_rearm.attr,
 	&dev_attr_requests_plug.attr,
 	&dev_attr_requests_unplug.attr,
 	&dev_attr_requests_unplug_all.attr,
@@ -210,79 +250,15 @@ static const struct attribute_group vmem_attr_group = {
 	.attrs = vmem_attrs,
 };
 
-/* --- debugfs --- */
-
-/*
- * Writing 1 to virtio_mem/virtioN/inject_error makes the driver send one
- * request the device must answer with ERROR; writing 1 to inject_timeout
- * makes it drop the answer to its next request, as if it never came. Both
- * exercise recovery paths that QEMU cannot be made to take.
- */
-static int vmem_inject_error_set(void *data, u64 val)
-{
-	struct vmem *vm = data;
-
-	if (val != 1)
-		return -EINVAL;
-	WRITE_ONCE(vm->inject_error, true);
-	vmem_queue_work(vm);
-	return 0;
-}
-DEFINE_DEBUGFS_ATTRIBUTE(vmem_inject_error_fops, NULL, vmem_inject_error_set,
-			 "%llu\n");
-
-static int vmem_inject_timeout_set(void *data, u64 val)
-{
-	struct vmem *vm = data;
-
-	if (val != 1)
-		return -EINVAL;
-	WRITE_ONCE(vm->inject_timeout, true);
-	return 0;
-}
-DEFINE_DEBUGFS_ATTRIBUTE(vmem_inject_timeout_fops, NULL,
-			 vmem_inject_timeout_set, "%llu\n");
-
-static struct dentry *vmem_debugfs_root;
-
-/** vmem_debugfs_init() - create the driver's debugfs directory */
-void vmem_debugfs_init(void)
-{
-	vmem_debugfs_root = debugfs_create_dir("virtio_mem", NULL);
-}
-
-/** vmem_debugfs_exit() - remove it */
-void vmem_debugfs_exit(void)
-{
-	debugfs_remove_recursive(vmem_debugfs_root);
-}
-
-static void vmem_debugfs_add(struct vmem *vm)
-{
-	vm->debugfs = debugfs_create_dir(dev_name(&vm->vdev->dev),
-					 vmem_debugfs_root);
-	debugfs_create_file_unsafe("inject_error", 0200, vm->debugfs, vm,
-				   &vmem_inject_error_fops);
-	debugfs_create_file_unsafe("inject_timeout", 0200, vm->debugfs, vm,
-				   &vmem_inject_timeout_fops);
-}
-
 /**
- * vmem_sysfs_add() - publish the device's attributes and debugfs files
+ * vmem_sysfs_add() - publish the device's attributes
  * @vm: the device, fully set up
  *
  * Return: 0 or a negative error.
  */
 int vmem_sysfs_add(struct vmem *vm)
 {
-	int rc;
-
-	rc = device_add_group(&vm->vdev->dev, &vmem_attr_group);
-	if (rc)
-		return rc;
-	/* Last: nothing fails after it, so the knobs never outlive @vm. */
-	vmem_debugfs_add(vm);
-	return 0;
+	return device_add_group(&vm->vdev->dev, &vmem_attr_group);
 }
 
 /**
@@ -291,7 +267,5 @@ int vmem_sysfs_add(struct vmem *vm)
  */
 void vmem_sysfs_remove(struct vmem *vm)
 {
-	debugfs_remove_recursive(vm->debugfs);
-	vm->debugfs = NULL;
 	device_remove_group(&vm->vdev->dev, &vmem_attr_group);
 }

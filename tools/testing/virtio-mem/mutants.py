@@ -93,14 +93,15 @@ MUTANTS = [
     Mutant('no-resync',
            'never re-synchronise after an ERROR answer',
            'virtio_mem_core.c',
-           '\t\tvmem_resync(vm);\n',
+           '\t\tif (vmem_resync(vm))\n'
+           '\t\t\tWRITE_ONCE(vm->resync_needed, true);\n',
            '',
            [T + 'test_error_path.py::test_error_nack_and_add_failure']),
     Mutant('no-teardown',
            'rmmod leaves offline memory added and plugged',
            'virtio_mem_core.c',
-           '\tvm->ops->teardown(vm);\n',
-           '',
+           '\tvmem_mm_stop_transitions(vm);\n\n\tvm->ops->teardown(vm);\n',
+           '\tvmem_mm_stop_transitions(vm);\n\n',
            [T + 'test_restarts.py::test_leftovers_offline_limit_and_rmmod']),
     Mutant('fixed-pressure-poll',
            'ignore pressure_poll_ms',
@@ -266,8 +267,11 @@ def apply(m, drv):
 
 def build(drv, log):
     with open(log, 'w') as f:
+        # With fault injection: the tests that need it load it as
+        # 'ours-fi', the others as 'ours'.
         p = subprocess.run(['make', '-C', kdir(), f'M={drv}',
-                            'CONFIG_VIRTIO_MEM=m', 'modules'],
+                            'CONFIG_VIRTIO_MEM=m',
+                            'CONFIG_VIRTIO_MEM_FAULT_INJECTION=y', 'modules'],
                            stdout=f, stderr=subprocess.STDOUT, timeout=900)
     ko = os.path.join(drv, 'virtio_mem.ko')
     if p.returncode or not os.path.exists(ko):
@@ -290,7 +294,7 @@ def collect(tests):
 
 def run_tests(ko, tests, log, stop_first=True):
     """pytest over tests with VMEM_KO=ko: (rc, [failed node ids])."""
-    env = dict(os.environ, VMEM_KO=ko, VMTEST_MODULES='ours',
+    env = dict(os.environ, VMEM_KO=ko, VMEM_FI_KO=ko, VMTEST_MODULES='ours',
                VMTEST_TEST_TIMEOUT=str(TEST_TIMEOUT))
     cmd = ['/usr/bin/python3', '-m', 'pytest', '-v', '-rf', '-p',
            'no:cacheprovider'] + (['-x'] if stop_first else []) + tests

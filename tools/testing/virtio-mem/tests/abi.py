@@ -123,12 +123,19 @@ def documented(path, prefix):
     return docs
 
 
+# Only in the fault-injection build (CONFIG_VIRTIO_MEM_FAULT_INJECTION),
+# whose knobs Documentation/virtio-mem.rst describes: not ABI.
+DEBUG_SOURCES = ('virtio_mem_fault.c',)
+
+
 def driver_sources():
-    """{file name: text} of the driver's C files (not the KUnit tests)."""
+    """{file name: text} of the driver's C files (not the KUnit tests, nor
+    the fault-injection build's)."""
     srcs = {}
     for name in sorted(os.listdir(DRV)):
         if name.startswith('virtio_mem') and name.endswith('.c') and \
-                not name.endswith(('_test.c', '.mod.c')):
+                not name.endswith(('_test.c', '.mod.c')) and \
+                name not in DEBUG_SOURCES:
             with open(os.path.join(DRV, name)) as f:
                 srcs[name] = f.read()
     return srcs
@@ -170,6 +177,11 @@ def source_parameters(srcs):
         defaults = {m.group(2): m.group(3).strip() for m in re.finditer(
             r'^(?:static\s+)?(unsigned\s+int|unsigned|int|bool|ulong|'
             r'unsigned\s+long)\s+(\w+)\s*=\s*([^;]+);', text, re.M)}
+        # Without an initializer: zero, as C has it for static storage.
+        defaults.update({m.group(2): 'false' if m.group(1) == 'bool' else '0'
+                         for m in re.finditer(
+            r'^(?:static\s+)?(unsigned\s+int|unsigned|int|bool|ulong|'
+            r'unsigned\s+long)\s+(\w+)\s*;', text, re.M)})
         ranges = {m.group(1): (m.group(2), m.group(3)) for m in re.finditer(
             r'VMEM_PARAM\(\s*(\w+)\s*,\s*(\w+)\s*,\s*(\w+)\s*\)', text)}
         for m in re.finditer(r'\bmodule_param(_named|_cb|_string|_array|'
