@@ -7,6 +7,7 @@
 #ifndef _VIRTIO_MEM_BLOCKS_H
 #define _VIRTIO_MEM_BLOCKS_H
 
+#include <linux/errno.h>
 #include <linux/types.h>
 #include <linux/virtio_mem.h>
 
@@ -156,6 +157,51 @@ static inline enum vmem_adopt_action vmem_adopt_decide(bool present,
 	if (state == VIRTIO_MEM_STATE_UNPLUGGED && all_offline)
 		return VMEM_ADOPT_NOTHING;
 	return VMEM_ADOPT_PLUG;
+}
+
+/**
+ * enum vmem_unplug_wait - why unplugging stopped short of the request
+ * @VMEM_UNPLUG_NONE: it did not, or the driver is not unplugging
+ * @VMEM_UNPLUG_PRESSURE: the guest cannot spare more (unplug_reserve_mb);
+ *	looked at again every pressure_poll_ms
+ * @VMEM_UNPLUG_BUSY: memory in use could not be freed now; tried again
+ *	after a backoff
+ * @VMEM_UNPLUG_ONLINE: only online memory is left, and unplug_online is off
+ * @VMEM_UNPLUG_DEVICE: the device refused or failed a request, or has not
+ *	answered; tried again after a backoff
+ * @VMEM_UNPLUG_UNIT: what is left to unplug is less than the driver's
+ *	unit (a sub-block, or a big block)
+ */
+enum vmem_unplug_wait {
+	VMEM_UNPLUG_NONE = 0,
+	VMEM_UNPLUG_PRESSURE,
+	VMEM_UNPLUG_BUSY,
+	VMEM_UNPLUG_ONLINE,
+	VMEM_UNPLUG_DEVICE,
+	VMEM_UNPLUG_UNIT,
+};
+
+/**
+ * vmem_unplug_wait_for() - why unplugging stopped, from how it ended
+ * @rc: what the block mode's unplug step returned
+ *
+ * Return: the reason; VMEM_UNPLUG_NONE when it is done or starts over.
+ */
+static inline enum vmem_unplug_wait vmem_unplug_wait_for(int rc)
+{
+	switch (rc) {
+	case 0:
+	case -EINTR:
+		return VMEM_UNPLUG_NONE;
+	case -ENOBUFS:
+		return VMEM_UNPLUG_PRESSURE;
+	case -ENOMEM:
+		return VMEM_UNPLUG_BUSY;
+	case -ENOSPC:
+		return VMEM_UNPLUG_ONLINE;
+	default:
+		return VMEM_UNPLUG_DEVICE;
+	}
 }
 
 /**

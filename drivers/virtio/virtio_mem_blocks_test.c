@@ -569,6 +569,25 @@ static void vmem_backoff_never_wraps_near_uint_max(struct kunit *test)
 	}
 }
 
+/* Why unplugging stopped, as sysfs shows it, from how a step ended. */
+static void vmem_unplug_wait_names_each_stop(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(0), VMEM_UNPLUG_NONE);
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(-EINTR), VMEM_UNPLUG_NONE);
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(-ENOBUFS),
+			VMEM_UNPLUG_PRESSURE);
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(-ENOMEM), VMEM_UNPLUG_BUSY);
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(-ENOSPC),
+			VMEM_UNPLUG_ONLINE);
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(-EBUSY),
+			VMEM_UNPLUG_DEVICE);
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(-ETIMEDOUT),
+			VMEM_UNPLUG_DEVICE);
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(-EIO), VMEM_UNPLUG_DEVICE);
+	KUNIT_EXPECT_EQ(test, vmem_unplug_wait_for(-EAGAIN),
+			VMEM_UNPLUG_DEVICE);
+}
+
 static struct kunit_case vmem_backoff_cases[] = {
 	KUNIT_CASE(vmem_backoff_starts_at_min),
 	KUNIT_CASE(vmem_backoff_doubles_each_retry),
@@ -578,6 +597,7 @@ static struct kunit_case vmem_backoff_cases[] = {
 	KUNIT_CASE(vmem_backoff_min_above_max_starts_at_max),
 	KUNIT_CASE(vmem_backoff_min_equal_max_stays),
 	KUNIT_CASE(vmem_backoff_never_wraps_near_uint_max),
+	KUNIT_CASE(vmem_unplug_wait_names_each_stop),
 	{}
 };
 

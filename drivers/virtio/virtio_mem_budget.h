@@ -18,11 +18,13 @@
  * @VMEM_WAIT_ONLINE: memory added earlier must be onlined first
  * @VMEM_WAIT_MEMMAP: the memmap of more memory would leave the guest too
  *	little memory outside ZONE_MOVABLE
+ * @VMEM_WAIT_UNIT: what is left to plug is less than the driver's unit
  */
 enum vmem_plug_wait {
 	VMEM_WAIT_NONE = 0,
 	VMEM_WAIT_ONLINE,
 	VMEM_WAIT_MEMMAP,
+	VMEM_WAIT_UNIT,
 };
 
 /**

@@ -296,7 +296,14 @@ static void vmem_work_fn(struct work_struct *work)
 			rc = vm->ops->unplug(vm, vm->plugged - requested);
 		if (requested <= vm->plugged)
 			WRITE_ONCE(vm->plug_wait, VMEM_WAIT_NONE);
+		/* Done as far as whole units go: say why it stops short. */
+		else if (!rc)
+			WRITE_ONCE(vm->plug_wait, VMEM_WAIT_UNIT);
 	}
+	WRITE_ONCE(vm->unplug_wait, !unplugging ? VMEM_UNPLUG_NONE :
+			       rc ? vmem_unplug_wait_for(rc) :
+			       requested < vm->plugged ? VMEM_UNPLUG_UNIT :
+			       VMEM_UNPLUG_NONE);
 
 	if ((rc != -ENOBUFS || !unplugging) && vm->warned_pressure) {
 		vm->warned_pressure = false;

@@ -173,6 +173,7 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @adopt: a previous driver instance left memory of the region added
  * @backoff_ms: current retry delay, 0 when not backing off
  * @plug_wait: why adding memory waits, if it does
+ * @unplug_wait: why unplugging stopped short, if it did
  * @mismatch: plugged sizes (device's, driver's) that differed when last
  *	checked
  * @warned_pressure: the unplug pause for memory pressure was reported
@@ -235,6 +236,7 @@ struct vmem {
 	bool adopt;
 	unsigned int backoff_ms;
 	enum vmem_plug_wait plug_wait;
+	enum vmem_unplug_wait unplug_wait;
 	u64 mismatch[2];
 	bool warned_pressure;
 

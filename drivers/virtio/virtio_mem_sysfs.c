@@ -147,6 +147,16 @@ static const char * const vmem_plug_wait_names[] = {
 	[VMEM_WAIT_NONE] = "none",
 	[VMEM_WAIT_ONLINE] = "onlining",
 	[VMEM_WAIT_MEMMAP] = "memmap",
+	[VMEM_WAIT_UNIT] = "unit",
+};
+
+static const char * const vmem_unplug_wait_names[] = {
+	[VMEM_UNPLUG_NONE] = "none",
+	[VMEM_UNPLUG_PRESSURE] = "pressure",
+	[VMEM_UNPLUG_BUSY] = "busy",
+	[VMEM_UNPLUG_ONLINE] = "online",
+	[VMEM_UNPLUG_DEVICE] = "device",
+	[VMEM_UNPLUG_UNIT] = "unit",
 };
 
 #define VMEM_ATTR(name, fmt, expr)					\
@@ -190,6 +200,8 @@ VMEM_ATTR(pressure_stops, "%lu", READ_ONCE(vm->stats.pressure_stops));
 VMEM_ATTR(resyncs, "%lu", READ_ONCE(vm->stats.resyncs));
 VMEM_ATTR(memmap_stops, "%lu", READ_ONCE(vm->stats.memmap_stops));
 VMEM_ATTR(plug_wait, "%s", vmem_plug_wait_names[READ_ONCE(vm->plug_wait)]);
+VMEM_ATTR(unplug_wait, "%s",
+	  vmem_unplug_wait_names[READ_ONCE(vm->unplug_wait)]);
 VMEM_ATTR(leaked_size, "%llu", READ_ONCE(vm->stats.leaked));
 
 /*
@@ -241,6 +253,7 @@ static struct attribute *vmem_attrs[] = {
 	&dev_attr_resyncs.attr,
 	&dev_attr_memmap_stops.attr,
 	&dev_attr_plug_wait.attr,
+	&dev_attr_unplug_wait.attr,
 	&dev_attr_leaked_size.attr,
 	NULL,
 };
