@@ -44,7 +44,7 @@ KBUILD := $(MAKE) -C $(KDIR) M=$(DRV) CONFIG_VIRTIO_MEM=m
 
 SRCS := $(wildcard $(DRV)/*.c $(DRV)/*.h) $(TOP)/include/uapi/linux/virtio_mem.h
 
-.PHONY: all module module-fi clean deps check demo bench checkpatch sparse \
+.PHONY: all module module-fi clean distclean deps check demo bench checkpatch sparse \
 	modules_install unit print-kver check-module check-builtin kernel \
 	kernel-check mutants
 
@@ -74,8 +74,13 @@ $(DRV)/virtio_mem.ko: $(SRCS) $(DRV)/Makefile
 		"run tools/testing/virtio-mem/deps.sh or set KDIR" >&2; exit 1; }
 	$(KBUILD) modules
 
+# The test kernel's source and object tree stay (make kernel is then a
+# relink); distclean removes them too.
 clean:
 	$(KBUILD) clean 2>/dev/null || true
+	rm -rf $(FI_DIR) $(BUILD)/logs $(BUILD)/mutants
+
+distclean: clean
 	rm -rf $(BUILD)
 
 deps:
@@ -126,14 +131,29 @@ unit:
 	$(MAKE) -C $(TESTDIR)/unit run
 
 # One pytest run over everything, so that its closing line counts every
-# test. A module or test kernel that fails to build, or has a W=1 or sparse
-# finding (the KUnit files included), stops it before any test runs; the
-# built-in tests also refuse a bzImage older than its sources.
+# test. A module that fails to build stops it before any test runs. The
+# test kernel (make kernel-check: W=1 and sparse too) builds meanwhile, in
+# the background: the module tests leave the 2 cores idle much of the
+# time. The built-in tests come last and wait for it; they fail if it
+# fails (and so does check), and refuse a bzImage older than its sources.
+KERNEL_STATUS = $(BUILD)/logs/kernel-check.status
+KERNEL_LOG = $(BUILD)/logs/kernel-check.log
+
 check: deps
 	$(MAKE) module module-fi
-	$(MAKE) kernel-check
+	# Unpacked before anything runs on it: checkpatch and the build.
+	$(MAKE) $(LINUX_SRC)/.unpacked
+	mkdir -p $(BUILD)/logs
+	rm -f $(KERNEL_STATUS)
+	{ $(MAKE) kernel-check >$(KERNEL_LOG) 2>&1; \
+	  echo $$? >$(KERNEL_STATUS); } & \
 	VMTEST_BZIMAGE=$(KERNEL_OUT)/arch/x86/boot/bzImage \
-		$(TESTDIR)/run-tests.sh $(TESTS)
+		VMTEST_KERNEL_STATUS=$(KERNEL_STATUS) VMTEST_STRICT=1 \
+		$(TESTDIR)/run-tests.sh $(TESTS); rc=$$?; wait; \
+	if [ "$$(cat $(KERNEL_STATUS))" != 0 ]; then \
+		tail -40 $(KERNEL_LOG); echo "make kernel-check failed" >&2; \
+		exit 1; \
+	fi; exit $$rc
 
 # The halves alone; pytest's 5 (nothing selected, e.g. by TESTS=-k ...)
 # is not a failure. The module half needs the kernel source too: KUnit

@@ -21,7 +21,8 @@
 # since, or whose build failed (the record is removed when a build starts).
 #
 # Environment: LINUX_SRC (unpacked source), KERNEL_OUT (build directory),
-# JOBS (default: 2). ccache is used when installed.
+# JOBS (default: 2), VMEM_SRC (where drivers/virtio and include/uapi come
+# from, default the repository). ccache is used when installed.
 set -euo pipefail
 # Called from make: its flags (W=1, -j, variables) are not for this build.
 unset MAKEFLAGS MFLAGS MAKELEVEL
@@ -69,15 +70,19 @@ fi
 # What the kernel is built from, hashed before it is copied: a file changed
 # meanwhile makes the record disagree with the repository, not the bzImage
 # look newer than it is.
-manifest=$(cd "$repo" && {
-	for f in drivers/virtio/virtio_mem_*.[ch]; do
-		case "$f" in *.mod.c) ;; *) echo "$f" ;; esac
-	done
-	echo drivers/virtio/Makefile
-	echo include/uapi/linux/virtio_mem.h
-	echo Kconfig
-	echo tools/testing/virtio-mem/kernel.config
-} | LC_ALL=C sort | xargs sha256sum)
+# The driver's sources come from VMEM_SRC if set (a copy with a deliberate
+# bug: make mutants), else from the repository.
+drv_src=${VMEM_SRC:-$repo}
+manifest=$({
+	cd "$drv_src" && {
+		for f in drivers/virtio/virtio_mem_*.[ch]; do
+			case "$f" in *.mod.c) ;; *) echo "$f" ;; esac
+		done
+		echo drivers/virtio/Makefile
+		echo include/uapi/linux/virtio_mem.h
+	} | xargs sha256sum
+	cd "$repo" && sha256sum Kconfig tools/testing/virtio-mem/kernel.config
+} | LC_ALL=C sort -k2)
 
 state=$src/.virtio-mem-overlay
 vdir=$src/drivers/virtio
@@ -100,7 +105,7 @@ fi
 
 # Our driver sources; files we copied before and that are gone are removed.
 ours=()
-for f in "$repo"/drivers/virtio/virtio_mem_*.[ch]; do
+for f in "$drv_src"/drivers/virtio/virtio_mem_*.[ch]; do
 	case "$f" in *.mod.c) continue ;; esac
 	ours+=("$(basename "$f")")
 	install_file "$f" "$vdir/$(basename "$f")"
@@ -113,7 +118,7 @@ fi
 printf '%s\n' "${ours[@]}" >"$state/manifest"
 rm -f "$vdir/virtio_mem.c"
 
-install_file "$repo/include/uapi/linux/virtio_mem.h" \
+install_file "$drv_src/include/uapi/linux/virtio_mem.h" \
 	"$src/include/uapi/linux/virtio_mem.h"
 
 # drivers/virtio/Makefile: the kernel's, with its virtio_mem line replaced
@@ -126,8 +131,8 @@ n=$(grep -c "$obj_line" "$state/orig/Makefile") || true
 {
 	grep -v "$obj_line" "$state/orig/Makefile"
 	echo
-	echo "# --- virtio-mem: from $repo/drivers/virtio/Makefile ---"
-	cat "$repo/drivers/virtio/Makefile"
+	echo "# --- virtio-mem: from $drv_src/drivers/virtio/Makefile ---"
+	cat "$drv_src/drivers/virtio/Makefile"
 } >"$tmp"
 install_file "$tmp" "$vdir/Makefile"
 

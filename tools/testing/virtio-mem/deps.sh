@@ -25,7 +25,11 @@ PKGS=(
 	libc6-dev
 	python3
 	python3-pytest
-	# make kernel (build-kernel.sh): kconfig, objtool, timeconst
+	# two guests at a time (run-tests.sh)
+	python3-pytest-xdist
+	# make kernel (build-kernel.sh): kconfig, objtool, timeconst; ccache
+	# makes a rebuild after a configuration change mostly cache hits
+	ccache
 	flex
 	bison
 	bc

@@ -4,13 +4,19 @@
 
 Each mutant is one deliberate bug, written as exact source lines of the
 driver and what replaces them. For each, in turn, a copy of
-drivers/virtio and our uapi header gets the bug, the copy is built as a
-module against Debian's kernel headers, and the tests that should notice
-run against it (VMEM_KO), stopping at the first failure. A mutant none of
-its tests fails survives; one that no longer applies (a line changed) or
-does not build is an error: either fails the run. First, unless
---no-baseline, the same tests run against an unchanged copy: they must
-pass there, or a "killed" mutant would prove nothing.
+drivers/virtio and our uapi header gets the bug and is built: as a module
+against Debian's kernel headers (with fault injection, so that the tests
+that load 'ours-fi' run it too), and the tests that should notice run
+against it (VMEM_KO, VMEM_FI_KO), stopping at the first failure; or, for
+a bug in the pure logic, into the test kernel (build-kernel.sh with
+VMEM_SRC), whose KUnit suites then run at boot. A mutant counts as killed
+only when a test fails with the message its entry expects, or, failing
+otherwise, fails again when run once more: a harness timeout or a
+one-off failure proves nothing. A mutant none of its tests fails
+survives; one that no longer applies (a line changed) or does not build
+is an error: either fails the run. First, unless --no-baseline, the same
+tests run against an unchanged copy: they must pass there, or a "killed"
+mutant would prove nothing.
 
 Prints a table of mutant -> the test that failed, and keeps it, with the
 date and commit, in mutants-results/ next to this script (the README
@@ -53,6 +59,8 @@ class Mutant:
     old: str                   # exact lines, found exactly once
     new: str
     tests: list                # pytest node ids under tests/
+    expect: str                # regex the failure message must match
+    kind: str = 'module'       # 'module', or 'kunit': built into the kernel
 
 
 T = 'tests/'
@@ -63,120 +71,235 @@ MUTANTS = [
            '\t       si_mem_available() - (long)nr_pages >= '
            'vmem_mm_reserve_pages();\n',
            '\t       true;\n',
-           [T + 'test_pressure.py::test_unplug_pauses_under_pressure']),
+           [T + 'test_pressure.py::test_unplug_pauses_under_pressure'],
+           '(OOM|MemAvailable|reserve)'),
     Mutant('no-pageoffline',
            'leave unplugged pages of an onlined block unmarked',
            'virtio_mem_mm.c',
            '\t\t__ClearPageReserved(page);\n\t\t__SetPageOffline(page);\n',
            '\t\t__ClearPageReserved(page);\n',
-           [T + 'test_admin.py::test_offline_online_by_hand']),
+           [T + 'test_admin.py::test_offline_online_by_hand'],
+           '(Bad page|BUG|PageOffline|problem line)'),
     Mutant('no-unplug-all',
            'keep what a previous driver left plugged',
            'virtio_mem_core.c',
            '\t\tvm->unplug_all = vm->cfg.plugged_size != 0;\n',
            '\t\tvm->unplug_all = false;\n',
-           [T + 'test_restarts.py::test_leftovers_offline_limit_and_rmmod']),
+           [T + 'test_restarts.py::test_leftovers_offline_limit_and_rmmod'],
+           '(leftover|unplug)'),
     Mutant('ignore-usable-region',
            'treat the whole region as usable',
            'virtio_mem_core.c',
            '\t\t\t min(last - vm->first_mb, vm->sbm.nr_mbs) : 0;\n',
            '\t\t\t vm->sbm.nr_mbs : vm->sbm.nr_mbs;\n',
            [T + 'test_error_path.py::test_error_nack_and_add_failure',
-            T + 'test_restarts.py::test_rmmod_insmod_online']),
+            T + 'test_restarts.py::test_rmmod_insmod_online'],
+           '(ERROR|error|usable|vm0)'),
     Mutant('no-backoff',
            'retry after BUSY or a failure at once',
            'virtio_mem_core.c',
            '\tvmem_retry_in(vm, vm->backoff_ms);\n',
            '\tvmem_retry_in(vm, 0);\n',
            [T + 'test_restarts.py::test_migration_busy',
-            T + 'test_error_path.py::test_error_nack_and_add_failure']),
+            T + 'test_error_path.py::test_error_nack_and_add_failure'],
+           '(retry delays|BUSY|backoff)'),
     Mutant('no-resync',
            'never re-synchronise after an ERROR answer',
            'virtio_mem_core.c',
            '\t\tif (vmem_resync(vm))\n'
            '\t\t\tWRITE_ONCE(vm->resync_needed, true);\n',
            '',
-           [T + 'test_error_path.py::test_error_nack_and_add_failure']),
+           [T + 'test_error_path.py::test_error_nack_and_add_failure'],
+           '(resync)'),
     Mutant('no-teardown',
            'rmmod leaves offline memory added and plugged',
            'virtio_mem_core.c',
            '\tvmem_mm_stop_transitions(vm);\n\n\tvm->ops->teardown(vm);\n',
            '\tvmem_mm_stop_transitions(vm);\n\n',
-           [T + 'test_restarts.py::test_leftovers_offline_limit_and_rmmod']),
+           [T + 'test_restarts.py::test_leftovers_offline_limit_and_rmmod'],
+           '(offline|after rmmod|stay)'),
     Mutant('fixed-pressure-poll',
            'ignore pressure_poll_ms',
            'virtio_mem_core.c',
            '\t\tvmem_retry_in(vm, READ_ONCE(vmem_pressure_poll_ms));\n',
            '\t\tvmem_retry_in(vm, 1000);\n',
-           [T + 'test_pressure.py::test_unplug_pauses_under_pressure']),
+           [T + 'test_pressure.py::test_unplug_pauses_under_pressure'],
+           '(pressure stops .* apart)'),
     Mutant('fixed-offline-limit',
            'ignore offline_limit_mb',
            'virtio_mem_plug.c',
            '\tu64 limit = (u64)READ_ONCE(vmem_offline_limit_mb) << 20;\n',
            '\tu64 limit = 1024ULL << 20;\n',
-           [T + 'test_restarts.py::test_leftovers_offline_limit_and_rmmod']),
+           [T + 'test_restarts.py::test_leftovers_offline_limit_and_rmmod'],
+           '(offline_limit_mb=256|256M|onlining)'),
     Mutant('no-nack-count',
            'do not count NACK answers',
            'virtio_mem_req.c',
            '\t\tvm->stats.nacks++;\n',
            '',
-           [T + 'test_error_path.py::test_error_nack_and_add_failure']),
+           [T + 'test_error_path.py::test_error_nack_and_add_failure'],
+           '(answers_nack)'),
     Mutant('no-add-failure-count',
            'do not count failed adds',
            'virtio_mem_mm.c',
            '\tvm->stats.add_failures++;\n',
            '',
-           [T + 'test_error_path.py::test_error_nack_and_add_failure']),
+           [T + 'test_error_path.py::test_error_nack_and_add_failure'],
+           '(add_failures)'),
     Mutant('unplug-without-migration',
            'unplug online sub-blocks without taking their pages first',
            'virtio_mem_sbm.c',
            '\trc = vmem_mm_take_pages(vm, sb, nr);\n',
            '\trc = 0;\n',
-           [T + 'test_unplug.py::test_busy_unplug']),
+           [T + 'test_unplug.py::test_busy_unplug'],
+           '(corrupted|memfill|problem line|Bad page)'),
     Mutant('no-big-block-floor',
            'let offline_limit_mb stop a device block larger than it',
            'virtio_mem_budget.h',
            '\tcap = max3(cap, min_mbs, 2UL);\n',
            '\tcap = max(cap, 2UL);\n',
-           [T + 'test_block_sizes.py::test_block_size_plug_unplug[2G]']),
+           [T + 'test_block_sizes.py::test_block_size_plug_unplug[2G]'],
+           '(waiting|onlining|QMP size|timeout)'),
     Mutant('no-memmap-cap',
            'add memory whatever its memmap leaves the kernel',
            'virtio_mem_budget.h',
            '\tif (free <= reserve)\n\t\treturn cost ? 0 : ULONG_MAX;\n',
            '\treturn ULONG_MAX;\n',
-           [T + 'test_growth.py::test_grow_64x[memmap_in_boot_memory]']),
+           [T + 'test_growth.py::test_grow_64x[memmap_in_boot_memory]'],
+           '(OOM|plugged all|memmap|problem line|GuestDied|died)'),
     Mutant('no-big-block-headroom',
            'take a big block whatever the guest has left',
            'virtio_mem_bbm.c',
            '\tif (!vmem_mm_headroom_ok(vm, online * PHYS_PFN(vm->mb_size))) {\n',
            '\tif (0) {\n',
            [T + 'test_block_sizes.py::'
-            'test_big_block_unplug_under_pressure[2G]']),
+            'test_big_block_unplug_under_pressure[2G]'],
+           '(OOM|MemAvailable|reserve|pressure)'),
     Mutant('region-not-exclusive',
            'reserve the region as plain memory: /dev/mem may read it',
            'virtio_mem_core.c',
            '\tres->flags = IORESOURCE_SYSTEM_RAM | IORESOURCE_EXCLUSIVE;\n',
            '\tres->flags = IORESOURCE_MEM;\n',
-           [T + 'test_driver.py::test_devmem_cannot_read_device_region']),
+           [T + 'test_driver.py::test_devmem_cannot_read_device_region'],
+           '(/dev/mem|devmem|refused)'),
     Mutant('offline-needs-headroom',
            'hold offline memory back under the unplug reserve too',
            'virtio_mem_mm.c',
            '\treturn !nr_pages ||\n\t       si_mem_available()',
            '\treturn si_mem_available()',
            [T + 'test_block_sizes.py::'
-            'test_offline_big_blocks_go_under_pressure']),
+            'test_offline_big_blocks_go_under_pressure'],
+           '(offline|pressure|vm0)'),
     Mutant('no-self-host-try',
            'count the memmap until memmap_on_memory has worked once',
            'virtio_mem_plug.c',
            '\tif (!memmap && vm->self_host',
            '\tif (0 && vm->self_host',
-           [T + 'test_growth.py::test_self_hosting_needs_no_kernel_memory']),
+           [T + 'test_growth.py::test_self_hosting_needs_no_kernel_memory'],
+           '(memmap|self|kernel memory)'),
     Mutant('unplug-memmap',
            'unplug the memmap sub-block of an added, offline block',
            'virtio_mem_sbm.c',
            '\tfirst += vmem_sbm_memmap_units(vm, mb);\n',
            '',
-           [T + 'test_growth.py::test_self_hosted_blocks_offline_and_reload']),
+           [T + 'test_growth.py::test_self_hosted_blocks_offline_and_reload'],
+           '(memmap|problem line|BUG|Bad page|died)'),
+    Mutant('no-stall',
+           'a request unanswered in time is not waited for',
+           'virtio_mem_req.c',
+           '\t\tWRITE_ONCE(vm->stalled, true);\n',
+           '',
+           [T + 'test_lifecycle.py::test_late_answer_is_not_a_dead_device'
+            '[ours]'],
+           r'stalled == 1|stalled after'),
+    Mutant('no-leaked-count',
+           'do not count pages kept away after a lost answer',
+           'virtio_mem_plug.c',
+           '\tvm->stats.leaked += leaked * vm->sb_size;\n',
+           '',
+           [T + 'test_lifecycle.py::test_lost_unplug_answer_keeps_pages_away'
+            '[ours]'],
+           r'leaked_size'),
+    Mutant('lost-answer-gives-back',
+           'give pages back after an unplug whose answer never came',
+           'virtio_mem_plug.c',
+           '\t\tstate = -ETIMEDOUT;\n',
+           '\t\tstate = VIRTIO_MEM_STATE_PLUGGED;\n',
+           [T + 'test_lifecycle.py::test_lost_unplug_answer_keeps_pages_away'
+            '[ours]'],
+           r'MemTotal - base|leaked_size'),
+    Mutant('kdump-all-plugged',
+           'the crash kernel takes every device block for plugged',
+           'virtio_mem_kdump.c',
+           '\tif (state == VIRTIO_MEM_STATE_PLUGGED)\n'
+           '\t\tset_bit(block, vm->kdump_plugged);\n',
+           '\tset_bit(block, vm->kdump_plugged);\n',
+           [T + 'test_kdump.py::test_kdump_reads_only_plugged[ours-1]'],
+           r'of unplugged memory'),
+    Mutant('s3-with-memory',
+           'allow suspend to RAM with memory plugged',
+           'virtio_mem_config.c',
+           '\t\tif (!plugged || persistent)\n',
+           '\t\tif (1)\n',
+           [T + 'test_sleep.py::test_sleep_states'],
+           r'S3 with memory plugged was not refused'),
+    Mutant('adopt-ignores-errors',
+           'take memory over even when a STATE request fails',
+           'virtio_mem_sbm.c',
+           '\t\trc = vmem_sbm_adopt_mb(vm, mb);\n\t\tif (rc)\n'
+           '\t\t\treturn rc;\n',
+           '\t\trc = vmem_sbm_adopt_mb(vm, mb);\n',
+           [T + 'test_lifecycle.py::test_failed_takeover_refuses_to_bind'
+            '[ours]'],
+           r'no refusal in the log'),
+    Mutant('param-no-bounds',
+           'accept module parameter values out of range',
+           'virtio_mem_sysfs.c',
+           '\tif (val < p->min || val > p->max) {\n',
+           '\tif (0) {\n',
+           [T + 'test_admin.py::test_bad_module_parameters'],
+           r'succeeded'),
+    Mutant('kunit-adopt-trusts-page-flags',
+           'take a unit whose pages are all PageOffline for unplugged',
+           'virtio_mem_blocks.h',
+           '\tif (state == VIRTIO_MEM_STATE_PLUGGED)\n'
+           '\t\treturn VMEM_ADOPT_KEEP;\n'
+           '\tif (state == VIRTIO_MEM_STATE_UNPLUGGED && all_offline)\n',
+           '\tif (all_offline)\n\t\treturn VMEM_ADOPT_UNPLUG;\n'
+           '\tif (state == VIRTIO_MEM_STATE_PLUGGED)\n'
+           '\t\treturn VMEM_ADOPT_KEEP;\n'
+           '\tif (state == VIRTIO_MEM_STATE_UNPLUGGED && all_offline)\n',
+           [T + 'test_builtin.py::test_kunit_suites_pass'],
+           r'vmem_adopt_page_flags_never_unplug', kind='kunit'),
+    Mutant('kunit-backoff-uncapped',
+           'let the backoff grow past backoff_max_ms',
+           'virtio_mem_blocks.h',
+           '\tif (cur_ms >= max_ms / 2)\n\t\treturn max_ms;\n',
+           '',
+           [T + 'test_builtin.py::test_kunit_suites_pass'],
+           r'vmem_backoff_', kind='kunit'),
+    Mutant('kunit-misaligned-addr',
+           'accept a region address not aligned to the block size',
+           'virtio_mem_config.c',
+           '\telse if (vmem_unaligned(cfg->addr, cfg->block_size))\n'
+           '\t\t*why = "addr is not aligned to block_size";\n',
+           '',
+           [T + 'test_builtin.py::test_kunit_suites_pass'],
+           r'addr|align', kind='kunit'),
+    Mutant('kunit-state-merge',
+           'a STATE split in two keeps the first part\'s state',
+           'virtio_mem_blocks.h',
+           '\treturn a == b ? a : VIRTIO_MEM_STATE_MIXED;\n',
+           '\treturn a;\n',
+           [T + 'test_builtin.py::test_kunit_suites_pass'],
+           r'vmem_state_merge', kind='kunit'),
+    Mutant('kunit-memmap-cap',
+           'no memmap cap in the pure budget (KUnit)',
+           'virtio_mem_budget.h',
+           '\tif (free <= reserve)\n\t\treturn cost ? 0 : ULONG_MAX;\n',
+           '\treturn ULONG_MAX;\n',
+           [T + 'test_builtin.py::test_kunit_suites_pass'],
+           r'memmap', kind='kunit'),
 ]
 
 
@@ -279,6 +402,23 @@ def build(drv, log):
     return ko
 
 
+KERNEL_OUT = os.path.join(HERE, '.build', 'kernel-build')
+BZIMAGE = os.path.join(KERNEL_OUT, 'arch', 'x86', 'boot', 'bzImage')
+
+
+def build_kernel(root, log):
+    """The test kernel with the driver from root (a copy, maybe with a
+    bug) built in, in the usual object tree: a relink. Its path."""
+    env = dict(os.environ, VMEM_SRC=root)
+    with open(log, 'w') as f:
+        p = subprocess.run(['make', '-C', REPO, 'kernel'], env=env,
+                           stdout=f, stderr=subprocess.STDOUT, timeout=3600)
+    if p.returncode:
+        raise MutantError(f'kernel build failed (rc={p.returncode}), see '
+                          f'{log}')
+    return BZIMAGE
+
+
 def collect(tests):
     """Fails unless pytest finds every node id in tests."""
     # The ids name the [ours] variants, whatever the caller's selection.
@@ -292,10 +432,13 @@ def collect(tests):
                           f'(rc={p.returncode}):\n{p.stdout}{p.stderr}')
 
 
-def run_tests(ko, tests, log, stop_first=True):
-    """pytest over tests with VMEM_KO=ko: (rc, [failed node ids])."""
+def run_tests(ko, tests, log, stop_first=True, kernel_src=None):
+    """pytest over tests with VMEM_KO=ko, or with the test kernel built
+    from kernel_src: (rc, [failed node ids])."""
     env = dict(os.environ, VMEM_KO=ko, VMEM_FI_KO=ko, VMTEST_MODULES='ours',
                VMTEST_TEST_TIMEOUT=str(TEST_TIMEOUT))
+    if kernel_src:
+        env.update(VMEM_SRC=kernel_src, VMTEST_BZIMAGE=BZIMAGE)
     cmd = ['/usr/bin/python3', '-m', 'pytest', '-v', '-rf', '-p',
            'no:cacheprovider'] + (['-x'] if stop_first else []) + tests
     with open(log, 'w') as f:
@@ -346,43 +489,48 @@ def main():
     for m in mutants:
         apply(m, copy_driver(os.path.join(WORK, m.name)))
 
+    def build_for(m_kind, drv, name):
+        """(ko, kernel_src) to run a mutant's tests with."""
+        if m_kind == 'kunit':
+            root = os.path.dirname(os.path.dirname(drv))
+            build_kernel(root, os.path.join(WORK, f'{name}.kernel.log'))
+            return '', root
+        return build(drv, os.path.join(WORK, f'{name}.build.log')), None
+
     if not args.no_baseline:
-        tests = sorted({t for m in mutants for t in m.tests})
         t0 = time.monotonic()
-        print(f'baseline: {len(tests)} tests on the unchanged driver',
-              file=sys.stderr, flush=True)
-        drv = copy_driver(os.path.join(WORK, 'baseline'))
-        ko = build(drv, os.path.join(WORK, 'baseline.build.log'))
-        log = os.path.join(WORK, 'baseline.log')
-        rc, failed = run_tests(ko, tests, log, stop_first=False)
-        if rc:
-            print(f'baseline: the tests fail without any mutant (rc={rc}: '
-                  f'{failed}), see {log}', file=sys.stderr)
-            return 1
+        for kind in sorted({m.kind for m in mutants}):
+            tests = sorted({t for m in mutants if m.kind == kind
+                            for t in m.tests})
+            print(f'baseline ({kind}): {len(tests)} tests on the unchanged '
+                  'driver', file=sys.stderr, flush=True)
+            drv = copy_driver(os.path.join(WORK, f'baseline-{kind}'))
+            ko, ksrc = build_for(kind, drv, f'baseline-{kind}')
+            log = os.path.join(WORK, f'baseline-{kind}.log')
+            rc, failed = run_tests(ko, tests, log, stop_first=False,
+                                   kernel_src=ksrc)
+            if rc:
+                print(f'baseline: the tests fail without any mutant (rc={rc}'
+                      f': {failed}), see {log}', file=sys.stderr)
+                return 1
         print(f'baseline: passed ({time.monotonic() - t0:.0f}s)',
               file=sys.stderr, flush=True)
 
     rows = []
-    for m in mutants:
-        t0 = time.monotonic()
-        print(f'mutant {m.name}: {m.what}', file=sys.stderr, flush=True)
-        log = os.path.join(WORK, f'{m.name}.log')
-        try:
-            drv = copy_driver(os.path.join(WORK, m.name))
-            apply(m, drv)
-            ko = build(drv, os.path.join(WORK, f'{m.name}.build.log'))
-            rc, failed = run_tests(ko, m.tests, log)
-            if rc == 0:
-                verdict = 'SURVIVED'
-            elif rc == 1 and failed:
-                verdict = 'killed by ' + failed[0].split('/', 1)[-1]
-            else:
-                verdict = f'ERROR: pytest rc={rc}, see {log}'
-        except (MutantError, subprocess.TimeoutExpired) as e:
-            verdict = f'ERROR: {e}'.splitlines()[0]
-        secs = time.monotonic() - t0
-        rows.append((m.name, verdict, secs))
-        print(f'  {verdict} ({secs:.0f}s)', file=sys.stderr, flush=True)
+    try:
+        for m in mutants:
+            t0 = time.monotonic()
+            print(f'mutant {m.name}: {m.what}', file=sys.stderr, flush=True)
+            verdict = judge(m, build_for)
+            secs = time.monotonic() - t0
+            rows.append((m.name, verdict, secs))
+            print(f'  {verdict} ({secs:.0f}s)', file=sys.stderr, flush=True)
+    finally:
+        if any(m.kind == 'kunit' for m in mutants):
+            # Back to the driver of the working tree: a relink.
+            subprocess.run(['make', '-C', REPO, 'kernel'],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.STDOUT, timeout=3600)
 
     bad = [r for r in rows if not r[1].startswith('killed')]
     table = [f'{"mutant":26} {"result":70} time']
@@ -394,6 +542,32 @@ def main():
     print('\n'.join(table))
     record(started, head, table)
     return 1 if bad else 0
+
+
+def judge(m, build_for):
+    """The verdict on mutant m: killed by the assertion its entry expects,
+    or by failing twice; else survived, flaky or an error."""
+    log = os.path.join(WORK, f'{m.name}.log')
+    try:
+        drv = copy_driver(os.path.join(WORK, m.name))
+        apply(m, drv)
+        ko, ksrc = build_for(m.kind, drv, m.name)
+        rc, failed = run_tests(ko, m.tests, log, kernel_src=ksrc)
+        if rc == 0:
+            return 'SURVIVED'
+        if rc != 1 or not failed:
+            return f'ERROR: pytest rc={rc}, see {log}'
+        test = failed[0].split('/', 1)[-1]
+        with open(log) as f:
+            if re.search(m.expect, f.read()):
+                return f'killed by {test}'
+        again = log.replace('.log', '.again.log')
+        rc2, failed2 = run_tests(ko, [failed[0]], again, kernel_src=ksrc)
+        if rc2 == 1 and failed2:
+            return f'killed by {test} (failed twice)'
+        return f'FLAKY: {test} failed once, then passed; see {log}'
+    except (MutantError, subprocess.TimeoutExpired) as e:
+        return f'ERROR: {e}'.splitlines()[0]
 
 
 def check(args, mutants):

@@ -9,4 +9,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/deps.sh"
 cd "$here/../../.."
-exec /usr/bin/python3 -m pytest -v tools/testing/virtio-mem/tests "$@"
+# Two guests at a time (two pytest workers): on 2 cores a TCG guest spends
+# much of its time waiting. VMTEST_QEMUS=1 runs one test at a time.
+export VMTEST_QEMUS=${VMTEST_QEMUS:-2}
+workers=()
+if [ "$VMTEST_QEMUS" -gt 1 ]; then
+	workers=(-n "$VMTEST_QEMUS" --dist load)
+fi
+exec /usr/bin/python3 -m pytest -v --durations=0 "${workers[@]}" \
+	tools/testing/virtio-mem/tests "$@"

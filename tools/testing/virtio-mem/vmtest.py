@@ -3,9 +3,12 @@
 """Boot Debian's kernel in QEMU (TCG) with virtio-mem devices and drive it.
 
 Stdlib only. The guest runs a busybox initramfs whose /init serves a command
-channel on its second serial port (ttyS1); the first one (ttyS0) is the
-kernel console and goes to a log file on the host. QEMU itself is steered
-through QMP on a unix socket.
+channel on a virtio-serial port (vmtest.cmd): a transport with flow control
+both ways, so nothing is lost, and anything unexpected on it fails the test
+that saw it. The first serial port (ttyS0) is the kernel console and goes to
+a log file on the host; the second (ttyS1) is only there to wake a guest
+from suspend to idle (Guest.wake()). QEMU itself is steered through QMP on a
+unix socket.
 
 Typical use::
 
@@ -61,20 +64,20 @@ REPO = os.path.abspath(os.path.join(HERE, '..', '..', '..'))
 BUILD_DIR = os.path.join(HERE, '.build')
 LOG_DIR = os.path.join(BUILD_DIR, 'logs')
 
-# Transport modules needed before any virtio device shows up; the load
-# order is derived from `modinfo -F depends` at build time.
-TRANSPORT_MODULES = ['virtio_pci']
+# Transport modules needed before any virtio device shows up, and the
+# command channel's (virtio-serial); the load order is derived from
+# `modinfo -F depends` at build time.
+TRANSPORT_MODULES = ['virtio_pci', 'virtio_console']
 # Modules a test may load by hand (insmod /extra/NAME.ko), with what they
 # need beyond the transport: a balloon beside virtio-mem, as libvirt adds.
 EXTRA_MODULES = ['virtio_balloon']
 
 READY = '@@VMTEST-READY'
-# What the guest's command loop says back (see serve() in the init script).
-MARKER_RE = re.compile(rb'\n@@VMTEST-(END|NOTRUN|GARBLED) ([^@\n]*)@@\n')
-SEND_TRIES = 5
-END_ARGS_RE = re.compile(r'(\S+) (\d+) ([0-9a-f]{32})')
-ASK_AFTER = 10.0    # s of silence before the host asks about its command
-ASK_MAX = 60.0
+# What the guest's command loop says after a command's output (see serve()
+# in the init script): its sequence number, exit code and output length.
+END_RE = re.compile(rb'\n@@VMTEST-END (\S+) (-?\d+) (\d+)@@\n')
+# The virtio-serial port of the command channel.
+CMD_PORT = 'vmtest.cmd'
 
 # Kernel log patterns that mean something went wrong in the guest.
 BAD_LOG_PATTERNS = [
@@ -91,10 +94,13 @@ PANIC_RE = re.compile(rb'[Kk]ernel panic')
 
 VIRTIO_MEM_DRV = '/sys/bus/virtio/drivers/virtio_mem'
 
-# Only one vmtest QEMU at a time on this machine (2 cores, TCG). Waiting
-# for the holder is bounded (VMTEST_LOCK_TIMEOUT seconds): a stuck holder
-# fails the waiting test with its name instead of hanging it.
+# How many vmtest QEMUs may run at once on this machine (VMTEST_QEMUS,
+# default 1; make check runs two: on 2 cores much of a TCG guest's time is
+# waiting). Each takes a slot lock. Waiting is bounded
+# (VMTEST_LOCK_TIMEOUT seconds): a stuck holder fails the waiting test
+# with its name instead of hanging it.
 LOCK_FILE = '/tmp/vmtest-qemu.lock'
+QEMU_SLOTS = max(1, int(os.environ.get('VMTEST_QEMUS', '1')))
 LOCK_TIMEOUT = float(os.environ.get('VMTEST_LOCK_TIMEOUT', '3600'))
 
 # Host tmpfs for MemDevice(backend='file').
@@ -195,6 +201,7 @@ mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/shm
 mount -t tmpfs -o size=64g tmpfs /dev/shm
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 
 for m in @TRANSPORT@; do
 	insmod /modules/$m.ko || echo "vmtest: insmod $m failed"
@@ -223,56 +230,40 @@ if [ -n "$load" ]; then
 	echo "vmtest: insmod rc=$load_rc"
 fi
 
-# Command channel: one command per line as "<length> <nonce> <shell
-# command>", where length counts the bytes after its own space. The reply
-# is "@@VMTEST-OUT <nonce> <rc>@@", the command's output, then "@@VMTEST-END
-# <nonce> <rc> <md5 of the output>@@", each marker on a line of its own
-# (the newline before END is always added, so the host gets the output
-# back byte for byte). The serial line drops bytes now and then under load
-# in TCG, both ways: a line whose length does not match is not run and the
-# guest says so; a host that hears nothing back, or a reply that does not
-# add up, asks with "<length> ? <nonce> <copies>": the guest sends the last
-# reply again if that command ran, else "@@VMTEST-NOTRUN <nonce>
-# <copies>@@" (every line before the question has been read, so the host
-# may send it again). Commands do not inherit the channel.
-reply() {
-	printf '\n@@VMTEST-OUT %s %d@@\n' "$last" "$rc" >&3
-	cat /tmp/.vmtest-out >&3
-	sum=$(md5sum </tmp/.vmtest-out)
-	printf '\n@@VMTEST-END %s %d %s@@\n' "$last" "$rc" "${sum%% *}" >&3
-}
-
-serve() {
-	exec 3<>/dev/ttyS1
-	stty raw -echo <&3
-	echo "@@VMTEST-READY load_rc=$load_rc@@" >&3
-	while IFS= read -r line <&3; do
-		len=${line%% *}
-		line=${line#* }
-		if [ "$len" != "${#line}" ]; then
-			printf '\n@@VMTEST-GARBLED %s@@\n' "${#line}" >&3
-			continue
+# Command channel: a virtio-serial port, one command per line as "<seq>
+# <shell command>". The reply is the command's output, then "@@VMTEST-END
+# <seq> <rc> <output length>@@" on a line of its own (the newline before it
+# is always added, so the host gets the output back byte for byte).
+# Commands do not inherit the channel.
+cmd_port() {
+	for p in /sys/class/virtio-ports/*; do
+		if [ "$(cat $p/name 2>/dev/null)" = @CMD_PORT@ ]; then
+			echo /dev/${p##*/}
+			return
 		fi
-		nonce=${line%% *}
-		cmd=${line#* }
-		if [ "$nonce" = "?" ]; then
-			if [ "${cmd%% *}" = "$last" ]; then
-				reply
-			else
-				printf '\n@@VMTEST-NOTRUN %s@@\n' "$cmd" >&3
-			fi
-			continue
-		fi
-		sh -c "$cmd" </dev/null >/tmp/.vmtest-out 2>&1 3>&-
-		rc=$?
-		last=$nonce
-		reply
 	done
 }
 
-# PID 1 must never exit (that would panic the kernel). What ran is kept
-# across a restart of serve(), so that a question is answered right.
-last=
+serve() {
+	port=$(cmd_port)
+	[ -c "$port" ] || return
+	exec 3<>$port
+	echo "@@VMTEST-READY load_rc=$load_rc@@" >&3
+	while IFS= read -r line <&3; do
+		seq=${line%% *}
+		sh -c "${line#* }" </dev/null >/tmp/.vmtest-out 2>&1 3>&-
+		rc=$?
+		len=$(wc -c </tmp/.vmtest-out)
+		{ cat /tmp/.vmtest-out
+		  printf '\n@@VMTEST-END %s %d %d@@\n' "$seq" "$rc" "$len"; } >&3
+	done
+}
+
+# ttyS1 only wakes the guest from s2idle (input there is a wakeup event
+# once enabled): it needs a reader for its interrupt to be on.
+(while :; do cat /dev/ttyS1 >/dev/null 2>&1; sleep 1; done) &
+
+# PID 1 must never exit (that would panic the kernel).
 while true; do
 	serve
 	sleep 1
@@ -318,6 +309,37 @@ class _Cpio:
     def finish(self):
         self._entry('TRAILER!!!', 0)
         return self.buf.getvalue()
+
+
+def pvh_vmlinux(image, build_dir=BUILD_DIR):
+    """The vmlinux a compressed kernel image (bzImage) holds, unpacked on
+    the host once (cached by the image's hash); its path.
+
+    QEMU boots such an ELF kernel through its PVH entry point
+    (CONFIG_PVH, which Debian's kernels have), the same kernel code
+    without the real-mode setup and the decompressor: under TCG the
+    decompressor alone takes about 3 of a Debian guest's 7 s of boot.
+    """
+    with open(image, 'rb') as f:
+        data = f.read()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    out = os.path.join(build_dir, f'vmlinux-{digest}')
+    if os.path.exists(out):
+        return out
+    # Debian compresses with xz; the stream starts at its magic.
+    start = data.find(b'\xfd7zXZ\x00')
+    if start < 0:
+        raise GuestError(f'{image}: no xz-compressed kernel in it')
+    vmlinux = lzma.LZMADecompressor().decompress(data[start:])
+    if not vmlinux.startswith(b'\x7fELF'):
+        raise GuestError(f'{image}: what it holds is not an ELF vmlinux')
+    os.makedirs(build_dir, exist_ok=True)
+    tmp = out + f'.tmp{os.getpid()}'
+    with open(tmp, 'wb') as f:
+        f.write(vmlinux)
+    os.replace(tmp, out)
+    _prune(build_dir, 'vmlinux-*', keep=2)
+    return out
 
 
 def _modinfo(kver, field, name):
@@ -426,6 +448,7 @@ def build_initramfs(kver=None, ko=None, build_dir=BUILD_DIR, modules=True,
                 files[name] = (f.read(), 0o644)
         files.update(_kexec_files())
     init = INIT_SCRIPT.replace('@TRANSPORT@', ' '.join(n for n, _ in mods))
+    init = init.replace('@CMD_PORT@', CMD_PORT)
     files['init'] = (init.encode(), 0o755)
 
     h = hashlib.sha256()
@@ -595,6 +618,10 @@ class Guest:
     kernel        boot this bzImage (virtio and virtio_mem built in, see
                   make kernel) instead of Debian's kernel; the initramfs
                   then holds no modules, and module must be None
+    pvh           boot Debian's kernel through its PVH entry point (the
+                  default: 3 s faster under TCG), else as a bzImage; a
+                  guest woken from S3 needs the latter: the firmware's
+                  resume path does not return to a PVH-booted kernel
     qemu_args     more QEMU arguments, e.g. ['-device',
                   'virtio-balloon-pci,id=balloon0'] (load its driver with
                   insmod /extra/virtio_balloon.ko)
@@ -607,7 +634,8 @@ class Guest:
                  numa=None, smp=2, cmdline='', module='ours', params='',
                  online=None, name='guest', log_dir=LOG_DIR,
                  boot_timeout=300, check_load=True, kver=None,
-                 reboot=False, kernel=None, kdump=False, qemu_args=()):
+                 reboot=False, kernel=None, kdump=False, qemu_args=(),
+                 pvh=True):
         if kernel and module:
             raise ValueError('a built-in kernel takes no module')
         self.kernel = kernel
@@ -632,6 +660,7 @@ class Guest:
         self.reboot = reboot
         self.kdump = kdump
         self.qemu_args = list(qemu_args)
+        self.pvh = pvh
 
         self.proc = None
         self.boot_time = None
@@ -641,14 +670,13 @@ class Guest:
         self.events = []          # async QMP events, in arrival order
         self.timings = []         # (what, seconds): free for tests to fill
         self._tmp = None
-        self._lock = None
+        self._locks = []
         self._cmd = None
+        self._wake = None
         self._cmd_buf = b''
         self._qmp = None
         self._qmp_buf = b''
         self._seq = 0
-        self.resent = 0           # commands the channel damaged, sent again
-        self.asked = 0            # questions about a command's reply
         self._block_size = None
         os.makedirs(self.log_dir, exist_ok=True)
         self.console_path = os.path.join(self.log_dir, f'{self.name}.console.log')
@@ -677,6 +705,13 @@ class Guest:
     def _kernel_image(self):
         return self.kernel or f'/boot/vmlinuz-{self.kver}'
 
+    def _boot_image(self):
+        """What QEMU boots: the kernel image, or for Debian's kernel the
+        vmlinux inside it, through its PVH entry point (pvh_vmlinux())."""
+        if self.kernel or not self.pvh:
+            return self._kernel_image()
+        return pvh_vmlinux(self._kernel_image())
+
     def qemu_cmd(self, initramfs):
         qemu = os.environ.get('VMTEST_QEMU', 'qemu-system-x86_64')
         cmd = [qemu, '-machine', 'q35', '-accel', 'tcg', '-smp', str(self.smp),
@@ -684,13 +719,18 @@ class Guest:
                '-m', f'{self.mem // KiB}K,maxmem={self.maxmem // KiB}K'
                + (f',slots={self.slots}' if self.slots else ''),
                '-nodefaults', '-no-user-config', '-display', 'none',
-               '-kernel', self._kernel_image(),
+               '-kernel', self._boot_image(),
                '-initrd', initramfs,
                '-append', self.kernel_cmdline(),
                '-serial', f'file:{self.console_path}',
+               '-chardev', f'socket,id=wake,path={self._tmp}/wake.sock,'
+               'server=on,wait=off',
+               '-serial', 'chardev:wake',
+               '-device', 'virtio-serial-pci,id=vser0',
                '-chardev', f'socket,id=cmd,path={self._tmp}/cmd.sock,'
                'server=on,wait=off',
-               '-serial', 'chardev:cmd',
+               '-device', f'virtserialport,bus=vser0.0,chardev=cmd,'
+               f'name={CMD_PORT}',
                '-qmp', f'unix:{self._tmp}/qmp.sock,server=on,wait=off']
         if not self.reboot:
             # A guest reset (panic=-1 after a panic) makes QEMU exit.
@@ -711,32 +751,36 @@ class Guest:
         return cmd + self.qemu_args
 
     def _take_lock(self):
-        # Not 'w': that would wipe the holder's name while it holds it.
-        self._lock = open(LOCK_FILE, 'a+')
+        """A slot among QEMU_SLOTS. Not 'w' opens: that would wipe a
+        holder's name."""
         deadline = time.monotonic() + LOCK_TIMEOUT
         waiting = False
         while True:
-            try:
-                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                pass
-            self._lock.seek(0)
-            holder = self._lock.read().strip() or 'unknown'
+            for i in range(QEMU_SLOTS):
+                path = LOCK_FILE if i == 0 else f'{LOCK_FILE}.{i}'
+                f = open(path, 'a+')
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    f.seek(0)
+                    holder = f.read().strip() or 'unknown'
+                    f.close()
+                    continue
+                f.truncate(0)
+                f.write(f'{os.getpid()} {self.name}\n')
+                f.flush()
+                self._locks = [f]
+                return
             if time.monotonic() > deadline:
-                self._lock.close()
-                self._lock = None
-                raise GuestError(f'{LOCK_FILE} still held after '
-                                 f'{LOCK_TIMEOUT:.0f}s (VMTEST_LOCK_TIMEOUT) '
-                                 f'by pid/guest {holder}')
+                raise GuestError(f'no free vmtest QEMU slot after '
+                                 f'{LOCK_TIMEOUT:.0f}s (VMTEST_LOCK_TIMEOUT);'
+                                 f' one is held by pid/guest {holder}')
             if not waiting:
-                print(f'vmtest: waiting for another vmtest QEMU to finish '
-                      f'(pid/guest {holder})...', file=sys.stderr)
+                print(f'vmtest: {self.name}: waiting for another vmtest '
+                      f'QEMU to finish (pid/guest {holder})...',
+                      file=sys.stderr)
                 waiting = True
-            time.sleep(0.5)
-        self._lock.truncate(0)
-        self._lock.write(f'{os.getpid()} {self.name}\n')
-        self._lock.flush()
+            time.sleep(0.2)
 
     def start(self):
         """Boot and wait until the command channel answers."""
@@ -770,6 +814,7 @@ class Guest:
                     preexec_fn=lambda: _die_with_parent(prctl, parent))
                 _running.add(self)
             self._cmd = self._connect('cmd.sock')
+            self._wake = self._connect('wake.sock')
             self._qmp = self._connect('qmp.sock')
             self._qmp_handshake()
             self._wait_ready(t0, 'boot')
@@ -911,18 +956,18 @@ class Guest:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for s in (self._cmd, self._qmp):
+        for s in (self._cmd, self._wake, self._qmp):
             if s:
                 s.close()
-        self._cmd = self._qmp = None
+        self._cmd = self._wake = self._qmp = None
         for d in self.devices:
             d.remove_host_file()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-        if self._lock:
-            self._lock.close()      # releases the flock
-            self._lock = None
+        for f in self._locks:
+            f.close()               # releases the flock
+        self._locks = []
 
     def __enter__(self):
         return self.start()
@@ -1018,99 +1063,40 @@ class Guest:
         """Run a shell command in the guest: (rc, output).
 
         One command per call; it may not contain newlines (use ';').
-        stdout and stderr are merged. The command runs once and its output
-        arrives whole, whatever the serial line loses on the way (see
-        serve() in the init script): when no reply comes, or one that does
-        not add up, the host asks whether the command ran, and sends it
-        again only when the guest says it did not.
+        stdout and stderr are merged. The channel loses nothing: a reply
+        that is not the one to this command, or whose output is not as long
+        as the guest says, is a GuestError.
         """
         if '\n' in cmd:
             raise ValueError('guest commands must be one line')
         self._check_alive()
         self._seq += 1
-        nonce = f'{self._seq}.{os.urandom(4).hex()}'
+        seq = str(self._seq)
+        self._send_line(f'{seq} {cmd}')
 
-        def marker(b):
-            m = MARKER_RE.search(b)
+        def end(b):
+            m = END_RE.search(b)
             return m.start() if m else -1
 
-        deadline = time.monotonic() + timeout
-        copies, ask_after = 0, ASK_AFTER
-        resend = True
-        while True:
-            if resend:
-                if copies == SEND_TRIES:
-                    raise GuestError(f'command channel: {cmd!r} did not '
-                                     f'reach the guest in {SEND_TRIES} tries')
-                self.resent += copies > 0
-                copies += 1
-                self._send_line(f'{nonce} {cmd}')
-                resend = False
-            left = deadline - time.monotonic()
-            data = self._read_until(marker, max(min(left, ask_after), 0),
-                                    None, quiet=True, raw=True)
-            if data is None:
-                if left <= ask_after:
-                    self.dump_stuck()
-                    raise GuestError(f'timeout ({timeout}s) waiting for '
-                                     f'guest command {cmd!r} (asked '
-                                     f'{self.asked}x in all)\n'
-                                     f'{self._tail(80)}')
-                # Silence: the reply, or the command line, may be lost.
-                ask_after = min(ask_after * 2, ASK_MAX)
-                self._ask(nonce, copies, cmd, 'no reply')
-                continue
-            m = MARKER_RE.search(data)
-            kind, args = m.group(1), m.group(2).decode(errors='replace')
-            if kind == b'END' and args.split()[:1] == [nonce]:
-                out = self._reply_output(data[:m.start()], nonce, args)
-                if out is not None:
-                    return out
-                self._ask(nonce, copies, cmd, 'a damaged reply')
-            elif kind == b'END' and not END_ARGS_RE.fullmatch(args):
-                # Perhaps ours, with bytes lost in the marker.
-                self._ask(nonce, copies, cmd, 'a damaged reply')
-            elif kind == b'GARBLED':
-                # Some line arrived damaged: this one, or an earlier
-                # question. Only the guest knows whether the command ran.
-                self._ask(nonce, copies, cmd, 'a damaged line')
-            elif kind == b'NOTRUN' and args.split() == [nonce, str(copies)]:
-                # Every copy sent so far has been read, and none ran.
-                resend = True
-                print(f'vmtest: {self.name}: the command channel lost '
-                      f'{cmd!r}; sending it again', file=sys.stderr)
-            # Else a late reply to an earlier command or question.
-
-    @staticmethod
-    def _reply_output(data, nonce, args):
-        """(rc, output) of a reply to command nonce, from the bytes before
-        its END marker; None if bytes of it were lost."""
-        m = END_ARGS_RE.fullmatch(args)
-        if not m:
-            return None
-        # Both markers carry the rc: a digit lost in one shows.
-        head = b'\n@@VMTEST-OUT %s %s@@\n' % (nonce.encode(),
-                                            m.group(2).encode())
-        start = data.rfind(head)
-        if start < 0:
-            return None
-        out = data[start + len(head):]
-        if hashlib.md5(out).hexdigest() != m.group(3):
-            return None
+        data = self._read_until(end, timeout, f'guest command {cmd!r}',
+                                raw=True)
+        m = END_RE.search(data)
+        out = data[:m.start()]
+        if m.group(1).decode() != seq or int(m.group(3)) != len(out):
+            raise GuestError(
+                f'command channel: reply {m.group(0)!r} with {len(out)} '
+                f'bytes of output to command {seq} ({cmd!r}): a reply '
+                f'was lost or damaged\n{out[-2000:]!r}')
         return int(m.group(2)), out.decode(errors='replace')
 
-    def _ask(self, nonce, copies, cmd, why):
-        """Ask the guest for the reply to command nonce again."""
-        self.asked += 1
-        print(f'vmtest: {self.name}: {why} on the command channel; asking '
-              f'whether {cmd!r} ran', file=sys.stderr)
-        self._send_line(f'? {nonce} {copies}')
-
     def _send_line(self, line):
-        """Send one line of the command channel, framed with its length
-        so that the guest can tell a damaged line."""
-        data = line.encode()
-        self._cmd.sendall(b'%d %s\n' % (len(data), data))
+        """Send one line of the command channel."""
+        self._cmd.sendall(line.encode() + b'\n')
+
+    def wake(self):
+        """Input on the guest's second serial port: a wakeup event for a
+        guest in suspend to idle whose ttyS1 may wake it."""
+        self._wake.sendall(b'\n')
 
     def check(self, cmd, timeout=120):
         """run() that raises GuestError unless the command exits 0."""

@@ -2,9 +2,10 @@
 """Shared fixtures for the virtio-mem VM tests.
 
 Tests boot QEMU/TCG guests through vmtest.Guest, one at a time.
-VMTEST_MODULES=ours,ref (default: ours) selects which driver(s) the
-driver tests in test_driver.py run against; 'ref' is Debian's own
-virtio_mem.ko, useful to check the tests themselves.
+VMTEST_MODULES=ours,ref (the default) selects which driver(s) the tests
+that take the `module` fixture run against; 'ref' is Debian's own
+virtio_mem.ko: what it passes, it passes too, and where the README claims a
+difference, a test expects it to fail (xfail, strict).
 
 VMTEST_TEST_TIMEOUT (seconds, default 1800, 0: none) bounds each test's
 run, besides the bounds of every guest command and wait: a test that hangs
@@ -15,20 +16,25 @@ A SIGTERM (CI cancelling the job) ends pytest the way ^C does, and the
 QEMUs it started with it.
 """
 
+import faulthandler
 import glob
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import steps  # noqa: E402
 import vmtest  # noqa: E402
 
-DRIVER_MODULES = [m for m in os.environ.get('VMTEST_MODULES', 'ours').split(',')
+DRIVER_MODULES = [m for m in
+                  os.environ.get('VMTEST_MODULES', 'ours,ref').split(',')
                   if m]
 
 # (test id, boot seconds, [(step, seconds)]) of every guest, for the summary.
@@ -42,11 +48,38 @@ class TestTimeout(Exception):
     """A test ran longer than VMTEST_TEST_TIMEOUT."""
 
 
+def in_main_thread():
+    """Signals reach only the main thread. A pytest-xdist worker (execnet
+    1.9) now and then runs the tests in another one."""
+    return threading.current_thread() is threading.main_thread()
+
+
 def pytest_configure(config):
     def on_sigterm(signum, frame):
         raise KeyboardInterrupt(f'signal {signum}')
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    if in_main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
+# Tests that take longest, started first: two workers then end together.
+HEAVY = ('test_pressure.py::', 'test_growth.py::test_grow_64x',
+         'test_unplug.py::test_big_block_unplug', 'test_kdump.py::',
+         'test_block_sizes.py::test_big_block_unplug_under_pressure',
+         'test_lifecycle.py::test_offline_during_adoption',
+         'test_lifecycle.py::test_reload_beside_balloon',
+         'test_lifecycle.py::test_failed_takeover_refuses_to_bind')
+
+
+def pytest_collection_modifyitems(config, items):
+    """The built-in tests last: make check builds their kernel while the
+    others run. Before them, the heavy tests first."""
+    def rank(item):
+        builtin = item.get_closest_marker('builtin') is not None
+        heavy = any(h in item.nodeid for h in HEAVY)
+        return (builtin, not heavy)
+
+    items.sort(key=rank)
 
 
 def pytest_report_header(config):
@@ -76,6 +109,15 @@ def pytest_runtest_call(item):
     that wait is bounded by vmtest itself."""
     if TEST_TIMEOUT <= 0:
         yield
+        return
+    if not in_main_thread():
+        # No SIGALRM here: past the bound, the worker prints where every
+        # thread is and exits, and pytest-xdist fails the test it ran.
+        faulthandler.dump_traceback_later(TEST_TIMEOUT, exit=True)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         return
 
     def on_alarm(signum, frame):
@@ -151,14 +193,18 @@ MAKE_KERNEL_TIMEOUT = 3600
 
 def kernel_sources():
     """{path relative to the repo: sha256} of what the test kernel is
-    built from, as the files are now."""
+    built from, as the files are now. The driver's sources are read from
+    VMEM_SRC if set (as build-kernel.sh does: make mutants)."""
     files = {}
+    drv_src = os.environ.get('VMEM_SRC', vmtest.REPO)
     for pattern in KERNEL_SOURCES:
-        for path in glob.glob(os.path.join(vmtest.REPO, pattern)):
+        root = drv_src if pattern.startswith(('drivers/', 'include/')) \
+            else vmtest.REPO
+        for path in glob.glob(os.path.join(root, pattern)):
             if path.endswith('.mod.c'):
                 continue
             with open(path, 'rb') as f:
-                files[os.path.relpath(path, vmtest.REPO)] = \
+                files[os.path.relpath(path, root)] = \
                     hashlib.sha256(f.read()).hexdigest()
     return files
 
@@ -200,6 +246,24 @@ def builtin_kernel():
     Fails the tests that use it if the image does not hold the current
     driver sources (kernel_stale_reason())."""
     image = os.environ.get('VMTEST_BZIMAGE')
+    status = os.environ.get('VMTEST_KERNEL_STATUS')
+    if status:
+        # make check builds it in the background: wait for the verdict.
+        t0 = time.monotonic()
+        while not os.path.exists(status):
+            if time.monotonic() - t0 > MAKE_KERNEL_TIMEOUT:
+                pytest.fail(f'no {status} after {MAKE_KERNEL_TIMEOUT}s: '
+                            'the test kernel build never ended',
+                            pytrace=False)
+            time.sleep(1)
+        with open(status) as f:
+            rc = f.read().strip()
+        if rc != '0':
+            log = os.path.join(os.path.dirname(status), 'kernel-check.log')
+            with open(log) as f:
+                tail = f.read().splitlines()[-40:]
+            pytest.fail(f'make kernel-check failed (rc={rc}); log {log}:\n'
+                        + '\n'.join(tail), pytrace=False)
     if image:
         if not os.path.exists(image):
             pytest.fail(f'VMTEST_BZIMAGE={image} does not exist',
@@ -230,10 +294,32 @@ def builtin_kernel():
     return image
 
 
+def log_allowance(node):
+    """Regexes of kernel log lines a test provokes on purpose
+    (@pytest.mark.allow_log)."""
+    return [p for m in node.iter_markers('allow_log') for p in m.args]
+
+
+def log_verdict(g, allow, since=0):
+    """Problems in a guest's kernel log from `since` on: warnings, BUGs,
+    oopses, lockdep reports, bad page states, OOM kills and failed
+    allocations, but for the allowed lines. '' if none."""
+    bad = [ln for ln in g.console_log()[since:].splitlines()
+           if (vmtest.BAD_LOG_RE.search(ln) or steps.OOM_RE.search(ln))
+           and not vmtest.BENIGN_LOG_RE.search(ln)
+           and not any(re.search(p, ln) for p in allow)]
+    if not bad:
+        return ''
+    return (f'kernel log of {g.name} has {len(bad)} problem line(s):\n'
+            + '\n'.join(bad[:40]) + f'\n(full log: {g.console_path})')
+
+
 @pytest.fixture
 def make_guest(request, initramfs):
     """make_guest(**Guest kwargs) boots a guest that is stopped after the
-    test; its console log stays in .build/logs/<test name>.console.log."""
+    test; its console log stays in .build/logs/<test name>.console.log.
+    At teardown every guest's whole kernel log must be clean (see
+    log_verdict()), but for what the test's allow_log marker allows."""
     guests = []
 
     def make(**kwargs):
@@ -244,12 +330,13 @@ def make_guest(request, initramfs):
         return g
 
     yield make
+    allow = log_allowance(request.node)
+    problems = []
     for g in guests:
         g.stop()
-        steps = list(g.timings)
-        if g.asked or g.resent:
-            # Not a failure: what the channel lost and recovered, so that
-            # a run shows how often it happens.
-            steps.append((f'command channel: asked {g.asked}x, '
-                          f'sent again {g.resent}x', None))
-        _timings.append((request.node.nodeid, g.boot_time, steps))
+        if g.boot_time is not None:
+            problems.append(log_verdict(g, allow))
+        _timings.append((request.node.nodeid, g.boot_time, list(g.timings)))
+    problems = [p for p in problems if p]
+    if problems:
+        pytest.fail('\n'.join(problems), pytrace=False)

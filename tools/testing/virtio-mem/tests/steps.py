@@ -12,6 +12,8 @@ import re
 import shlex
 import time
 
+import pytest
+
 from vmtest import (VIRTIO_MEM_DRV, GiB, GuestError, KiB, MiB,
                     fmt_size)
 
@@ -24,6 +26,15 @@ PLUG_TIMEOUT = 120
 # How long the guest may take to show a change the host already sees (an
 # onlined block in MemTotal, a counter in sysfs): seconds under TCG.
 SETTLE_TIMEOUT = 60
+
+
+def skip_or_fail(why):
+    """Skip a test whose precondition is missing, or, under make check
+    (VMTEST_STRICT=1), fail it: there a missing precondition is a broken
+    build step, not a reason to prove less."""
+    if os.environ.get('VMTEST_STRICT') == '1':
+        pytest.fail(why, pytrace=False)
+    pytest.skip(why)
 
 
 def seeded_random(what='test'):
@@ -93,9 +104,58 @@ def plug_sequence(guest, dev, sizes=PLUG_SEQUENCE):
                        usable, f'{dev}: driver usable_region_size')
 
 
+# Why our driver stopped short, and the counter each of its later looks at
+# the matter moves (None: nothing runs until an event, such as onlining).
+STOP_COUNTERS = {'onlining': None, 'memmap': None,
+                 'pressure': 'pressure_stops', 'busy': 'isolation_failures',
+                 'online': None, 'device': None}
+
+
+def wait_stopped(guest, dev, timeout=PLUG_TIMEOUT, quiet=3.0):
+    """Wait until the driver of dev has stopped short of, or reached, the
+    request; returns (QMP size, why): why is our driver's plug_wait or
+    unplug_wait ('none' once at the request), None for Debian's.
+
+    Ours says why it stopped: this waits for that, for its plugged_size to
+    be QMP's, and, where it looks again by itself (under pressure, memory
+    busy), for one more look that changed nothing. Debian's says nothing:
+    then dev's QMP size must not change for `quiet` seconds.
+    """
+    # Only ours has sysfs attributes (it may have been loaded by hand).
+    if not guest.vmem_sysfs(dev):
+        return wait_settled(guest, dev, quiet, timeout), None
+
+    def stopped():
+        a = guest.vmem_sysfs(dev)
+        size = guest.plugged_size(dev)
+        why = a['plug_wait'] if a['plug_wait'] != 'none' else \
+            a['unplug_wait']
+        if a['plugged_size'] != size:
+            return None
+        if why == 'none':
+            return (size, why) if size == a['requested_size'] else None
+        return size, why, a
+
+    size, why, *rest = guest.wait_until(
+        stopped, timeout=timeout, interval=0.2,
+        what=f'the driver of {dev} to stop, and say why')
+    counter = STOP_COUNTERS.get(why)
+    if rest and counter and counter in rest[0]:
+        n = rest[0][counter]
+        guest.wait_until(lambda: guest.vmem_attr(dev, counter),
+                         cond=lambda v: v > n, timeout=timeout,
+                         interval=0.1,
+                         what=f'{dev}: one more look ({counter})')
+        now = guest.plugged_size(dev)
+        if now != size:
+            return wait_stopped(guest, dev, timeout, quiet)
+    return size, why
+
+
 def wait_settled(guest, dev, quiet=5.0, timeout=PLUG_TIMEOUT):
     """Wait until dev's QMP size has not changed for `quiet` seconds;
-    returns that size."""
+    returns that size. For a driver that does not say why it stopped
+    (Debian's): ours is waited for with wait_stopped()."""
     last = [None, time.monotonic()]
 
     def settled():

@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+import steps
+
 import abi
 
 
@@ -109,7 +111,7 @@ def test_the_kernels_abi_tool_reads_every_entry():
         'linux-source-6.1'))
     tool = os.path.join(src, 'scripts', 'get_abi.pl')
     if not os.path.exists(tool):
-        pytest.skip(f'{tool} missing: make checkpatch or make kernel '
+        steps.skip_or_fail(f'{tool} missing: make checkpatch or make kernel '
                     'unpacks the kernel source')
     p = subprocess.run(['perl', tool, '--dir', abi.ABI_DIR, 'rest'],
                        capture_output=True, text=True, timeout=120)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from steps import (PLUG_SEQUENCE, PLUG_TIMEOUT, plug_sequence, plug_step,
-                   wait_settled)
+                   wait_stopped)
 from vmtest import GiB, MiB, MemDevice, fmt_size
 
 DEVICE_VARIANTS = {
@@ -43,8 +43,13 @@ def test_no_online_policy(make_guest, module):
     t0 = time.monotonic()
     g.wait_until(lambda: g.plugged_size('vm0'), timeout=PLUG_TIMEOUT,
                  what='plugging to start')
-    size = wait_settled(g, 'vm0')
+    size, why = wait_stopped(g, 'vm0')
     g.timings.append((f'settled at {fmt_size(size)}', time.monotonic() - t0))
+    if g.ours:
+        # offline_limit_mb (1024 by default) of it, and no more.
+        assert (size, why) == (1 * GiB, 'onlining'), \
+            f'plugged {fmt_size(size)} with nothing onlined ({why}); ' \
+            'want offline_limit_mb=1024 of it, waiting for onlining'
     assert 0 < size < target, \
         f'plugged {fmt_size(size)} with nothing onlined; want 0 < size < 4G'
     blocks = g.device_blocks('vm0')
@@ -67,7 +72,7 @@ def test_no_online_policy(make_guest, module):
         g.wait_until(lambda: g.plugged_size('vm0'),
                      cond=lambda s: s > prev, timeout=PLUG_TIMEOUT,
                      what=f'plugging to resume past {fmt_size(prev)}')
-        size = wait_settled(g, 'vm0')
+        size, why = wait_stopped(g, 'vm0')
         g.timings.append((f'onlined {len(offline)} blocks, settled at '
                           f'{fmt_size(size)}', time.monotonic() - t0))
     assert size == target, f'stuck at {fmt_size(size)} after 20 rounds'

@@ -23,7 +23,7 @@ All in one guest: two devices, vm0 (8G) and vm1 (256M, fully requested).
 import re
 
 from steps import assert_steady, check_sizes, plug_step, resize_step, \
-    wait_equal, wait_settled
+    wait_equal
 from vmtest import GiB, MiB, MemDevice
 
 # q35 with 1 GiB of boot memory puts the device-memory area, and so the
@@ -32,6 +32,7 @@ VM0_ADDR = 4 * GiB
 # The 2 MiB reserved at boot, in the memory block at 3 GiB into vm0.
 RESERVED = VM0_ADDR + 3 * GiB + 64 * MiB
 PARAMS = '/sys/module/virtio_mem/parameters'
+TRACEFS = '/sys/kernel/tracing'
 # A retry delay long enough to watch a failure stay unretried.
 LONG_BACKOFF_MS = 60000
 
@@ -102,7 +103,11 @@ def test_error_nack_and_add_failure(make_guest):
                  cond=lambda log: f'adding memory at {3 * GiB + VM0_ADDR:#x}'
                  ' failed' in log, timeout=30,
                  what='the failed add in the kernel log')
-    size = wait_settled(g, 'vm0', quiet=3.0, timeout=60)
+    # Backing off, with what it plugged below that block in sysfs.
+    size = g.wait_until(
+        lambda: (g.plugged_size('vm0'), stat(g, 'vm0', 'plugged_size')),
+        cond=lambda s: s[0] == s[1] and s[0] >= 3 * GiB, timeout=60,
+        what='vm0 stopped below the block that cannot be added')[0]
     assert 3 * GiB <= size < 3 * GiB + 256 * MiB, \
         f'vm0 at {size >> 20} MiB: it should fill everything below the ' \
         'block that cannot be added, and not that block'
@@ -113,7 +118,7 @@ def test_error_nack_and_add_failure(make_guest):
     failures = stat(g, 'vm0', 'add_failures')
     assert failures <= 2, f'{failures} failed adds before the backoff'
     assert_steady(g, lambda: (stat(g, 'vm0', 'add_failures'),
-                              g.plugged_size('vm0')), (failures, size), 5.0,
+                              g.plugged_size('vm0')), (failures, size), 3.0,
                   'vm0 (add_failures, QMP size) during the backoff')
     g.assert_log_clean()
 
@@ -136,10 +141,12 @@ def test_resync_repairs_what_the_device_did_alone(make_guest):
                             MemDevice('vm1', size='4G', block_size='1M')],
                    module='ours-fi', online='online_movable')
     base = g.memtotal()
+    g.check(f'echo 1 > {TRACEFS}/events/virtio_mem/virtio_mem_resync/enable')
     for dev in ('vm0', 'vm1'):
         size = 256 * MiB + 6 * MiB
         plug_step(g, dev, size, base)
         state0 = stat(g, dev, 'requests_state')
+        g.check(f'echo > {TRACEFS}/trace')
         mark = g.log_mark()
         # Plugged by the work as it starts on the next request.
         g.check(f'echo 1 > {knob(g, dev, "inject_stray")}')
@@ -155,5 +162,10 @@ def test_resync_repairs_what_the_device_did_alone(make_guest):
         assert stat(g, dev, 'resyncs') == 1
         assert stat(g, dev, 'requests_state') > state0, \
             f'{dev}: no STATE request in the resync'
+        # The tracepoint says what the resync found, as the log does.
+        virtio = stat(g, dev, 'virtio')
+        events = re.findall(rf'virtio_mem_resync: {virtio} (\S+)',
+                            g.check(f'cat {TRACEFS}/trace'))
+        assert events == ['plugged_without_us=1'], events
         base = g.memtotal()
     g.assert_log_clean()

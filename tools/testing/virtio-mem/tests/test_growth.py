@@ -16,7 +16,7 @@ import re
 import pytest
 
 from steps import (OOM_RE, Memfill, assert_no_oom, load_driver, unload_driver,
-                   wait_equal, wait_settled)
+                   wait_equal, wait_stopped)
 from vmtest import GiB, KiB, MiB, MemDevice, fmt_size
 
 DEVICE = 32 * GiB
@@ -78,7 +78,8 @@ def test_grow_64x(make_guest, ours_ko, memmap_on_memory):
         assert g.vmem_attr('vm0', 'plug_wait') == 'none'
         assert g.vmem_attr('vm0', 'memmap_stops') == 0
     else:
-        size = wait_settled(g, 'vm0', quiet=5.0, timeout=600)
+        size, why = wait_stopped(g, 'vm0', timeout=600)
+        assert why == 'memmap', f'stopped at {fmt_size(size)}: {why}'
         log = g.console_log()[since:]
         assert size < DEVICE, \
             f'plugged all {fmt_size(DEVICE)}: the memmap came from nowhere?'

@@ -12,6 +12,8 @@ import subprocess
 
 import pytest
 
+import steps
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..',
                                     '..', '..'))
 KUNITCONFIG = os.path.join(REPO, 'drivers', 'virtio', '.kunitconfig')
@@ -72,12 +74,15 @@ def overlay_is_current():
         return ours in f.read()
 
 
-def test_kunit_py_accepts_kunitconfig(tmp_path):
+# After make kernel, which overlays the driver into the kernel source: with
+# the built-in tests (make check builds that kernel meanwhile).
+@pytest.mark.builtin
+def test_kunit_py_accepts_kunitconfig(tmp_path, builtin_kernel):
     """`kunit.py config --arch=x86_64` does what `kunit.py run` does before
     building: olddefconfig from the .kunitconfig, then it fails if any of
     its options did not make it into .config (a missing dependency)."""
     if not overlay_is_current():
-        pytest.skip(f'{LINUX_SRC} does not hold the current driver Kconfig: '
+        steps.skip_or_fail(f'{LINUX_SRC} does not hold the current driver Kconfig: '
                     'make kernel (make check does) overlays it')
     p = subprocess.run(
         ['/usr/bin/python3', 'tools/testing/kunit/kunit.py', 'config',

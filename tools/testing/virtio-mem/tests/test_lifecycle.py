@@ -54,8 +54,8 @@ TIMEOUT_S = 5
 def _targets(ref):
     """Test parameters: the modules of VMTEST_MODULES (without Debian's
     unless ref) and the built-in driver."""
-    mods = [m for m in os.environ.get('VMTEST_MODULES', 'ours').split(',')
-            if m and (ref or m != 'ref')]
+    mods = [m for m in os.environ.get('VMTEST_MODULES', 'ours,ref')
+            .split(',') if m and (ref or m != 'ref')]
     return [pytest.param(m, marks=getattr(pytest.mark, m)) for m in mods] + \
         [pytest.param('builtin', marks=pytest.mark.builtin)]
 
@@ -452,13 +452,13 @@ def test_lost_unplug_answer_keeps_pages_away(request, make_guest, target):
 @pytest.mark.parametrize('target', OURS)
 def test_late_answer_is_not_a_dead_device(request, make_guest, target):
     """request_timeout_s is 3 s; the answer to an UNPLUG of online memory
-    comes after 12 s. The driver waits out the real timeout (not less,
+    comes after 8 s. The driver waits out the real timeout (not less,
     not much more), keeps the pages it took away (leaked_size), sends
     nothing meanwhile, and once the answer arrives checks the device's
     state and finishes the resize: nothing stays leaked, MemTotal follows
     the device. Then an answer that never comes: the administrator
     re-arms the device, and resizing works again, without a reload."""
-    timeout_s, late_s = 3, 12
+    timeout_s, late_s = 3, 8
     g = boot(request, make_guest, target, faults=True)
     base = g.memtotal()
     unit = unit_size(g)
@@ -516,8 +516,9 @@ def test_late_answer_is_not_a_dead_device(request, make_guest, target):
 
 # -- 4. offlining while the driver takes memory over --------------------------
 
-# Today's driver fails about one round in three.
-ADOPT_ROUNDS = 16
+# The driver before the notifier guarded adoption failed about one round in
+# three: ten rounds miss such a bug less than twice in a hundred runs.
+ADOPT_ROUNDS = 10
 
 
 def make_partial(g, base, block, size, unit):
@@ -623,7 +624,7 @@ def test_failed_takeover_refuses_to_bind(request, make_guest, target):
     unit = unit_size(g)
     size = 1 * GiB + 3 * unit
     resize_step(g, 'vm0', size, base)
-    mf = Memfill(g, file_mb=256, tag='takeover')
+    mf = Memfill(g, file_mb=128, tag='takeover')
     mf.start()
     name = virtio_name(g)
     if target == 'builtin':
@@ -717,7 +718,7 @@ def log_has(g, since, pattern):
 
 # -- 5. offlining and onlining while the driver goes away ---------------------
 
-REMOVAL_ROUNDS = 4
+REMOVAL_ROUNDS = 3
 
 
 @pytest.mark.parametrize('target', ALL)
@@ -809,7 +810,7 @@ def set_balloon(g, target):
 
 @pytest.mark.parametrize('target', OURS)
 def test_reload_beside_balloon(request, make_guest, target):
-    """4 GiB plugged and online, 1 GiB of data in it, and a virtio balloon
+    """2 GiB plugged and online, 512 MiB of data in it, and a virtio balloon
     inflated by about 720 MiB, mostly from the device's ZONE_MOVABLE memory
     (libvirt adds a balloon to every guest). Balloon pages are PageOffline
     too: reloading the driver must not take them for unplugged memory. It
@@ -818,9 +819,9 @@ def test_reload_beside_balloon(request, make_guest, target):
     the data is intact, and the device still shrinks to 0."""
     g = boot(request, make_guest, target, qemu_args=BALLOON)
     base = g.memtotal()
-    size = 4 * GiB
+    size = 2 * GiB
     resize_step(g, 'vm0', size, base)
-    mf = Memfill(g, file_mb=1024, tag='balloon')
+    mf = Memfill(g, file_mb=512, tag='balloon')
     mf.start()
     if target != 'builtin':
         g.check('insmod /extra/virtio_balloon.ko')
@@ -839,10 +840,9 @@ def test_reload_beside_balloon(request, make_guest, target):
     assert_clean(g, mark)
 
     # Deflated, the balloon's pages go back to the page allocator and get
-    # used: a second workload of 1 GiB takes them, and checks what it
-    # wrote.
+    # used: a second workload takes them, and checks what it wrote.
     set_balloon(g, 1 * GiB)
-    g.check('memfill -a 1024 -w /proc/self', timeout=300)
+    g.check('memfill -a 768 -w /proc/self', timeout=300)
     mf.assert_intact()
     assert_clean(g, mark)
     mf.remove_files()

@@ -6,8 +6,10 @@ and a migration that makes the device answer BUSY for a while."""
 import re
 import time
 
+import pytest
+
 from steps import (assert_guest_alive, check_sizes, log_count, resize_step,
-                   wait_equal, wait_settled)
+                   wait_equal, wait_stopped)
 from vmtest import GiB, KiB, MiB, MemDevice, fmt_size
 
 PARAMS = '/sys/module/virtio_mem/parameters'
@@ -41,10 +43,18 @@ def test_system_reset(make_guest):
     resize_step(g, 'vm0', 1 * GiB, base)
 
 
-def test_rmmod_insmod_online(make_guest):
+REF_NO_RELOAD = pytest.mark.xfail(
+    strict=True, reason="6.1's driver cannot load again while memory of its "
+    'device stays added (it cannot reserve the region a second time)')
+
+
+@pytest.mark.parametrize('driver', ['ours', pytest.param('ref',
+                                                         marks=REF_NO_RELOAD)])
+def test_rmmod_insmod_online(make_guest, driver):
     """rmmod with memory online leaves it plugged and in use; loading the
-    driver again takes it over, and resizing works afterwards."""
-    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
+    driver again takes it over, and resizing works afterwards. A
+    difference from Linux 6.1's driver (README): it cannot."""
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module=driver,
                    online='online_movable')
     base = g.memtotal()
     size = 2 * GiB + 6 * MiB
@@ -63,7 +73,7 @@ def test_rmmod_insmod_online(make_guest):
     g.assert_log_clean()
 
     mark = g.log_mark()
-    rc, out = g.run('insmod /ours/virtio_mem.ko')
+    rc, out = g.run(f'insmod /{driver}/virtio_mem.ko')
     assert rc == 0, f'insmod failed: {out}'
     assert g.bound_devices(), 'driver not bound after insmod'
     took = g.wait_until(
@@ -117,8 +127,8 @@ def test_leftovers_offline_limit_and_rmmod(make_guest):
     # Nobody onlines: adding stops at offline_limit_mb.
     waiting = r'(\d+) MiB added but offline: waiting for it to be onlined'
     g.set_requested('vm0', 1 * GiB)
-    size = wait_settled(g, 'vm0', quiet=3.0, timeout=60)
-    assert size == 256 * MiB, \
+    size, why = wait_stopped(g, 'vm0', timeout=60)
+    assert (size, why) == (256 * MiB, 'onlining'), \
         f'plugged {fmt_size(size)} with offline_limit_mb=256 and nothing ' \
         'onlined'
     blocks = g.device_blocks('vm0')
@@ -138,8 +148,8 @@ def test_leftovers_offline_limit_and_rmmod(make_guest):
     size = g.wait_until(lambda: g.plugged_size('vm0'),
                         cond=lambda s: s > 256 * MiB, timeout=30,
                         what='adding to go on after onlining')
-    size = wait_settled(g, 'vm0', quiet=3.0, timeout=60)
-    assert size == 384 * MiB, fmt_size(size)
+    size, why = wait_stopped(g, 'vm0', timeout=60)
+    assert (size, why) == (384 * MiB, 'onlining'), (fmt_size(size), why)
     blocks = g.device_blocks('vm0')
     assert blocks[first] == 'online' and sorted(blocks.values()) == \
         ['offline', 'offline', 'online'], blocks
@@ -178,40 +188,54 @@ def migration_status(g):
     return g.qmp('query-migrate').get('status')
 
 
-def backoff_attempts(window_s, min_ms, max_ms):
-    """Requests a driver backing off from min_ms, doubling up to max_ms,
-    sends within window_s seconds of the first one (included)."""
-    t, delay, n = 0.0, min(min_ms, max_ms) / 1000, 0
-    while t <= window_s:
-        n += 1
-        t += delay
-        delay = min(delay * 2, max_ms / 1000)
-    return n
+TRACEFS = '/sys/kernel/tracing'
+BACKOFF_RE = re.compile(r'virtio_mem_backoff: \S+ error=(-?\d+) '
+                        r'delay_ms=(\d+)')
 
 
-def busy_resize(g, base, start, target, backoff=(100, 10000)):
+def backoff_schedule(n, min_ms, max_ms):
+    """The first n delays of a backoff from min_ms, doubling up to max_ms."""
+    delays, d = [], min(min_ms, max_ms)
+    for _ in range(n):
+        delays.append(d)
+        d = min(d * 2, max_ms)
+    return delays
+
+
+def busy_backoffs(g):
+    """Delays (ms) of the retries the driver scheduled after BUSY (-EBUSY)
+    answers, from the virtio_mem_backoff tracepoint."""
+    out = g.check(f'cat {TRACEFS}/trace', timeout=60)
+    return [int(m.group(2)) for m in BACKOFF_RE.finditer(out)
+            if int(m.group(1)) == -16]
+
+
+def busy_resize(g, base, start, target, backoff):
     """Request `target` while a slow migration runs: the device answers
-    BUSY, so nothing may change, and the driver retries as often as its
-    backoff (backoff_min_ms, backoff_max_ms) says; after migrate_cancel
-    it gets there on its own, within one backoff_max_ms."""
+    BUSY, so nothing may change, and the driver retries with the delays
+    its backoff (backoff_min_ms, backoff_max_ms) says, read from its
+    tracepoint; after migrate_cancel it gets there on its own, within one
+    backoff_max_ms."""
+    want = backoff_schedule(7, *backoff)
     busy0 = g.vmem_attr('vm0', 'answers_busy')
+    g.check(f'echo > {TRACEFS}/trace; '
+            f'echo 1 > {TRACEFS}/events/virtio_mem/virtio_mem_backoff/enable')
     g.qmp('migrate', uri='exec:cat > /dev/null')
     g.wait_until(lambda: migration_status(g), cond=lambda s: s == 'active',
                  timeout=30, interval=0.2, what='migration to start')
-    window = 5.0
     g.set_requested('vm0', target)
-    t_end = time.monotonic() + window
-    while time.monotonic() < t_end:
-        assert g.plugged_size('vm0') == start, \
-            'size changed while a migration was running'
-        time.sleep(0.5)
-    busy = g.vmem_attr('vm0', 'answers_busy')
+    delays = g.wait_until(lambda: busy_backoffs(g),
+                          cond=lambda d: len(d) >= len(want),
+                          timeout=sum(want) / 1000 + 30, interval=0.5,
+                          what=f'{len(want)} retries after BUSY')
+    assert g.plugged_size('vm0') == start, \
+        'size changed while a migration was running'
     assert migration_status(g) == 'active', \
         'migration ended early: lower max-bandwidth'
-    want = backoff_attempts(window, *backoff)
-    assert want - 2 <= busy - busy0 <= want + 2, \
-        f'{busy - busy0} BUSY answers in {window:.0f}s with backoff_min_ms=' \
-        f'{backoff[0]}, backoff_max_ms={backoff[1]}: want about {want}'
+    assert delays[:len(want)] == want, \
+        f'retry delays after BUSY {delays}, with backoff_min_ms=' \
+        f'{backoff[0]}, backoff_max_ms={backoff[1]}: want {want}...'
+    assert g.vmem_attr('vm0', 'answers_busy') - busy0 >= len(want)
     assert g.vmem_attr('vm0', 'broken') == 0
     g.qmp('migrate_cancel')
     g.wait_until(lambda: migration_status(g),
@@ -224,23 +248,25 @@ def busy_resize(g, base, start, target, backoff=(100, 10000)):
                  timeout=backoff[1] / 1000 + 10, interval=0.2,
                  what=f'vm0 at {fmt_size(target)} after migrate_cancel')
     g.timings.append((f'{fmt_size(start)} -> {fmt_size(target)} after '
-                      f'cancel ({busy - busy0} BUSY answers)',
+                      f'cancel ({len(delays)} retries)',
                       time.monotonic() - t0))
+    g.check(f'echo 0 > {TRACEFS}/events/virtio_mem/virtio_mem_backoff/enable')
     check_sizes(g, 'vm0', target, base)
     g.assert_log_clean()
 
 
 def test_migration_busy(make_guest):
     """Plug and unplug requests during a migration get BUSY; the driver
-    backs off (default backoff for the plug, 1 s fixed, set at runtime,
-    for the unplug) and finishes the resize once the migration is over."""
+    backs off exponentially (100 ms doubling up to backoff_max_ms=1600,
+    set at load), and at a fixed 500 ms once both bounds are set so at
+    runtime; it finishes the resize once the migration is over."""
     g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
-                   online='online_movable')
+                   online='online_movable', params='backoff_max_ms=1600')
     base = g.memtotal()
     resize_step(g, 'vm0', 1 * GiB, base)
     # ~1 MiB/s: the guest's RAM takes minutes to send.
     g.qmp('migrate-set-parameters', **{'max-bandwidth': 1 << 20})
-    busy_resize(g, base, 1 * GiB, 2 * GiB)
-    g.check(f'echo 1000 > {PARAMS}/backoff_min_ms; '
-            f'echo 1000 > {PARAMS}/backoff_max_ms')
-    busy_resize(g, base, 2 * GiB, 512 * MiB, backoff=(1000, 1000))
+    busy_resize(g, base, 1 * GiB, 2 * GiB, backoff=(100, 1600))
+    g.check(f'echo 500 > {PARAMS}/backoff_min_ms; '
+            f'echo 500 > {PARAMS}/backoff_max_ms')
+    busy_resize(g, base, 2 * GiB, 512 * MiB, backoff=(500, 500))

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from steps import (Memfill, assert_guest_alive, assert_no_oom, check_sizes,
-                   resize_step, seeded_random, wait_settled)
+                   resize_step, seeded_random, wait_stopped)
 from vmtest import GiB, MiB, MemDevice, fmt_size
 
 
@@ -65,8 +65,8 @@ def test_kernel_zone_unplug(make_guest):
         f'online_kernel should put the memory into ZONE_NORMAL: {zones}'
     t0 = time.monotonic()
     g.set_requested('vm0', 0)
-    size = wait_settled(g, 'vm0', quiet=8.0, timeout=300)
-    g.timings.append((f'vm0 2G -> 0 (kernel zone): settled at '
+    size, why = wait_stopped(g, 'vm0', timeout=300)
+    g.timings.append((f'vm0 2G -> 0 (kernel zone): {why} at '
                       f'{fmt_size(size)}', time.monotonic() - t0))
     assert size <= KERNEL_ZONE_LEFT_MAX, \
         f'{fmt_size(size)} of 2G left plugged: the driver gave up on ' \
@@ -74,10 +74,14 @@ def test_kernel_zone_unplug(make_guest):
     assert size % g.device_info('vm0')['block-size'] == 0
     check_sizes(g, 'vm0', size, base)
     if size:
+        # Kernel allocations pin memory, or the guest is short of it.
         attrs = g.vmem_sysfs('vm0')
-        assert attrs['isolation_failures'] + attrs['pressure_stops'] > 0, \
-            f'stopped at {fmt_size(size)} without failing to free any ' \
-            f'memory: {attrs}'
+        assert why in ('busy', 'pressure'), \
+            f'stopped at {fmt_size(size)} saying {why}: {attrs}'
+        if why == 'busy':
+            assert attrs['isolation_failures'] > 0, \
+                f'stopped at {fmt_size(size)}, memory busy, without ' \
+                f'failing to free any: {attrs}'
     assert_guest_alive(g)
     assert_no_oom(g)
     g.assert_log_clean()
@@ -100,8 +104,11 @@ def test_busy_unplug(make_guest, module):
     took = resize_step(g, 'vm0', target, base, exact_blocks=False)
     migrated = vmstat(g, 'pgmigrate_success') - migrated
     g.timings.append((f'  (migrated {migrated * 4 // 1024} MiB)', took))
-    # Else the workload was not in the way and the test proves little.
-    assert migrated > 0, 'no page was migrated to unplug'
+    # Else the workload was not in the way and the test proves little:
+    # 1.5 GiB in use, and 1 GiB + 64 MiB of the 3 stay, so at least
+    # 256 MiB of it had to move.
+    assert migrated * 4096 >= 256 * MiB, \
+        f'{migrated * 4096 >> 20} MiB migrated to unplug'
     fill.assert_intact()
     assert_no_oom(g, since=mark)
     g.assert_log_clean()
@@ -113,7 +120,7 @@ def test_busy_unplug(make_guest, module):
 @pytest.mark.parametrize('block_size', ['256M', '1G'])
 def test_big_block_unplug(make_guest, module, block_size):
     """Device blocks of one or more memory blocks (big-block mode): plug
-    4G, then shrink to 1G and 0 idle; then under a workload that holds
+    2G, then shrink to 1G and 0 idle; then under a workload that holds
     1.5 GiB, shrink 3G to 1G: whole big blocks are migrated out of the way
     without changing a byte."""
     dev = MemDevice('vm0', size='8G', block_size=block_size)
@@ -121,7 +128,7 @@ def test_big_block_unplug(make_guest, module, block_size):
     if module == 'ours':
         assert g.vmem_attr('vm0', 'mode') == 'big-block'
     base = g.memtotal()
-    for size in (4 * GiB, 1 * GiB, 0):
+    for size in (2 * GiB, 1 * GiB, 0):
         resize_step(g, 'vm0', size, base)
 
     resize_step(g, 'vm0', 3 * GiB, base)
@@ -132,7 +139,10 @@ def test_big_block_unplug(make_guest, module, block_size):
     took = resize_step(g, 'vm0', 1 * GiB, base)
     migrated = vmstat(g, 'pgmigrate_success') - migrated
     g.timings.append((f'  (migrated {migrated * 4 // 1024} MiB)', took))
-    assert migrated > 0, 'no page was migrated to unplug'
+    # 1.5 GiB are in use, 1 GiB of the 3 is given back: the workload
+    # cannot fit in what stays without moving at least 256 MiB of it.
+    assert migrated * 4096 >= 256 * MiB, \
+        f'{migrated * 4096 >> 20} MiB migrated to unplug'
     fill.assert_intact()
     assert_no_oom(g, since=mark)
     fill.remove_files()
@@ -160,7 +170,8 @@ def test_config_flapping(make_guest, module):
     # The last one through resize_step(): QMP, MemTotal, blocks, log.
     resize_step(g, 'vm0', sizes[-1], base, exact_blocks=False)
     # Nothing more happens once it got there.
-    assert wait_settled(g, 'vm0', quiet=3.0) == sizes[-1]
+    assert wait_stopped(g, 'vm0') == (sizes[-1],
+                                      'none' if g.ours else None)
     check_sizes(g, 'vm0', sizes[-1], base)
     blocks = g.device_blocks('vm0')
     want = -(-sizes[-1] // g.block_size_bytes)
