@@ -234,7 +234,7 @@ MUTANTS = [
            '\tif (state == VIRTIO_MEM_STATE_PLUGGED)\n'
            '\t\tset_bit(block, vm->kdump_plugged);\n',
            '\tset_bit(block, vm->kdump_plugged);\n',
-           [T + 'test_kdump.py::test_kdump_reads_only_plugged[ours-1]'],
+           [T + 'test_kdump.py::test_kdump_reads_only_plugged[ours]'],
            r'of unplugged memory'),
     Mutant('s3-with-memory',
            'allow suspend to RAM with memory plugged',

@@ -141,12 +141,16 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr = terminalreporter
     tr.section('vmtest timings')
-    for nodeid, boot, steps in _timings:
-        boot = f'{boot:.1f}s' if boot is not None else 'n/a'
-        tr.write_line(f'{nodeid}: boot {boot}')
-        for what, secs in steps:
-            tr.write_line(f'    {what}' +
-                          ('' if secs is None else f': {secs:.1f}s'))
+    for entry in _timings:
+        for line in _timing_lines(*entry):
+            tr.write_line(line.rstrip('\n'))
+
+
+def _timing_lines(nodeid, boot, steps):
+    boot = f'{boot:.1f}s' if boot is not None else 'n/a'
+    yield f'{nodeid}: boot {boot}\n'
+    for what, secs in steps:
+        yield f'    {what}' + ('' if secs is None else f': {secs:.1f}s') + '\n'
 
 
 @pytest.fixture(scope='session')
@@ -337,6 +341,10 @@ def make_guest(request, initramfs):
         if g.boot_time is not None:
             problems.append(log_verdict(g, allow))
         _timings.append((request.node.nodeid, g.boot_time, list(g.timings)))
+        # Kept beside the guest's console log: under xdist the summary
+        # above is printed by nobody (each worker has its own _timings).
+        with open(os.path.join(g.log_dir, f'{g.name}.timings'), 'w') as f:
+            f.write(''.join(_timing_lines(*_timings[-1])))
     problems = [p for p in problems if p]
     if problems:
         pytest.fail('\n'.join(problems), pytrace=False)
