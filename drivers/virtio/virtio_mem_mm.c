@@ -30,6 +30,7 @@
 #include <linux/sched/task.h>
 #include <linux/slab.h>
 
+#include "virtio_mem_compat.h"
 #include "virtio_mem_dev.h"
 #include "virtio_mem_trace.h"
 
@@ -119,7 +120,7 @@ static void vmem_pages_mark_offline(unsigned long pfn, unsigned long nr,
 static void vmem_pages_to_buddy(unsigned long pfn, unsigned long nr)
 {
 	while (nr) {
-		unsigned int order = min_t(unsigned int, MAX_ORDER - 1,
+		unsigned int order = min_t(unsigned int, VMEM_MAX_PAGE_ORDER,
 					   min(__ffs(pfn), __fls(nr)));
 
 		generic_online_page(pfn_to_page(pfn), order);
@@ -392,7 +393,7 @@ bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb)
  * offlining re-checks everything, and in ZONE_MOVABLE anything allocated
  * meanwhile can be migrated.
  *
- * Return: true if every page is free in the buddy allocator.
+ * Return: true if every page is free, in the buddy or a per-CPU list.
  */
 bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
 {
@@ -407,11 +408,20 @@ bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
 	while (pfn < end) {
 		struct page *page = pfn_to_page(pfn);
 
-		if (!PageBuddy(page))
+		if (PageBuddy(page)) {
+			/* The order of a free block; bounded: a racy read. */
+			pfn += 1UL << min_t(unsigned long, page_private(page),
+					    VMEM_MAX_PAGE_ORDER);
+			continue;
+		}
+		/*
+		 * Free pages on a per-CPU list are not PageBuddy (6.12 keeps
+		 * pageblock-sized ones there too) and hold no reference; the
+		 * walk reaches any page in use at its head, which holds one.
+		 */
+		if (page_ref_count(page))
 			return false;
-		/* The order of a free block; bounded against a racy read. */
-		pfn += 1UL << min_t(unsigned long, page_private(page),
-				    MAX_ORDER - 1);
+		pfn++;
 	}
 	return true;
 }
@@ -454,8 +464,9 @@ bool vmem_mm_any_present(struct vmem *vm)
 
 /*
  * Offlining needs every page free or skippable: drop our reference to the
- * pages of unplugged sub-blocks (refcount 0 + PageOffline = skipped), and
- * count them as managed so the core can subtract the whole block.
+ * pages of unplugged sub-blocks (refcount 0 + PageOffline = skipped), and,
+ * where the core subtracts the whole block from the managed pages, count
+ * them as managed first.
  */
 static void vmem_unplugged_pages_adjust(struct vmem *vm, unsigned long mb,
 					bool going_offline)
@@ -471,13 +482,17 @@ static void vmem_unplugged_pages_adjust(struct vmem *vm, unsigned long mb,
 		unsigned long i;
 
 		if (going_offline) {
-			adjust_managed_page_count(pfn_to_page(pfn), nr_pages);
+			if (VMEM_CORE_UNCOUNTS_OFFLINE_PAGES)
+				adjust_managed_page_count(pfn_to_page(pfn),
+							  nr_pages);
 			for (i = 0; i < nr_pages; i++)
 				page_ref_dec(pfn_to_page(pfn + i));
 		} else {
 			for (i = 0; i < nr_pages; i++)
 				page_ref_inc(pfn_to_page(pfn + i));
-			adjust_managed_page_count(pfn_to_page(pfn), -nr_pages);
+			if (VMEM_CORE_UNCOUNTS_OFFLINE_PAGES)
+				adjust_managed_page_count(pfn_to_page(pfn),
+							  -nr_pages);
 		}
 		sb += nr;
 	}
