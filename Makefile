@@ -14,6 +14,9 @@
 #   make check-module     module tests on Debian's kernel
 #   make check-builtin    kernel-check, then boot the kernel: KUnit and
 #                         boot tests
+#   make check-6.12       the tests series-6.12.tests lists, on Debian's
+#                         6.12 image (make check runs them too)
+#   make module-6.12      the module for Debian's 6.12 (KDIR=... for others)
 #   make kernel           guest kernel with the driver and KUnit built in
 #   make kernel-check     make kernel, then W=1 and sparse over our objects
 #                         in it (the KUnit tests included)
@@ -44,8 +47,8 @@ KBUILD := $(MAKE) -C $(KDIR) M=$(DRV) CONFIG_VIRTIO_MEM=m
 
 SRCS := $(wildcard $(DRV)/*.c $(DRV)/*.h) $(TOP)/include/uapi/linux/virtio_mem.h
 
-.PHONY: all module module-fi clean distclean deps check demo bench checkpatch sparse \
-	modules_install unit print-kver check-module check-builtin kernel \
+.PHONY: all module module-fi module-6.12 clean distclean deps check demo bench checkpatch sparse \
+	modules_install unit print-kver print-kver-6.12 check-module check-6.12 check-builtin kernel \
 	kernel-check mutants
 
 all: module
@@ -59,17 +62,46 @@ FI_KO := $(FI_DIR)/drivers/virtio/virtio_mem.ko
 
 module-fi: $(FI_KO)
 
-$(FI_KO): $(SRCS) $(DRV)/Makefile
-	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR):" \
+# $(call copy_build,dir,kdir,extra make arguments): build the module from
+# a copy of the sources in dir, against the kernel headers in kdir.
+define copy_build
+	@test -d $(2) || { echo "no kernel headers at $(2):" \
 		"run tools/testing/virtio-mem/deps.sh or set KDIR" >&2; exit 1; }
-	mkdir -p $(FI_DIR)/drivers/virtio $(FI_DIR)/include/uapi/linux
+	mkdir -p $(1)/drivers/virtio $(1)/include/uapi/linux
 	cp -u $(filter-out %.mod.c,$(wildcard $(DRV)/*.[ch])) $(DRV)/Makefile \
-		$(FI_DIR)/drivers/virtio/
-	cp -u $(TOP)/include/uapi/linux/virtio_mem.h $(FI_DIR)/include/uapi/linux/
-	$(MAKE) -C $(KDIR) M=$(FI_DIR)/drivers/virtio CONFIG_VIRTIO_MEM=m \
-		CONFIG_VIRTIO_MEM_FAULT_INJECTION=y modules
+		$(1)/drivers/virtio/
+	cp -u $(TOP)/include/uapi/linux/virtio_mem.h $(1)/include/uapi/linux/
+	$(MAKE) -C $(2) M=$(1)/drivers/virtio CONFIG_VIRTIO_MEM=m $(3) modules
+endef
 
-$(DRV)/virtio_mem.ko: $(SRCS) $(DRV)/Makefile
+$(FI_KO): $(SRCS) $(DRV)/Makefile
+	$(call copy_build,$(FI_DIR),$(KDIR),CONFIG_VIRTIO_MEM_FAULT_INJECTION=y)
+
+# Debian 12's second series (linux-headers-6.12-amd64): the same sources,
+# built for the tests that run on its image too (make check), plain and
+# with fault injection.
+KVER_612 := $(shell dpkg-query -W -f='$${Depends}' linux-headers-6.12-amd64 \
+	2>/dev/null | sed -n 's/^linux-headers-\([^ ,]*\).*/\1/p')
+KDIR_612 := /usr/src/linux-headers-$(KVER_612)
+S612_DIR := $(BUILD)/series-6.12
+S612_KO := $(S612_DIR)/drivers/virtio/virtio_mem.ko
+S612_FI_DIR := $(BUILD)/series-6.12-fi
+S612_FI_KO := $(S612_FI_DIR)/drivers/virtio/virtio_mem.ko
+
+module-6.12: $(S612_KO) $(S612_FI_KO)
+
+$(S612_KO): $(SRCS) $(DRV)/Makefile
+	$(call copy_build,$(S612_DIR),$(KDIR_612),)
+
+$(S612_FI_KO): $(SRCS) $(DRV)/Makefile
+	$(call copy_build,$(S612_FI_DIR),$(KDIR_612),CONFIG_VIRTIO_MEM_FAULT_INJECTION=y)
+
+# A build against other headers (make KDIR=...) must not count as done.
+KDIR_STAMP := $(DRV)/.kdir
+$(shell [ "$$(cat $(KDIR_STAMP) 2>/dev/null)" = "$(KDIR)" ] || \
+	echo "$(KDIR)" > $(KDIR_STAMP))
+
+$(DRV)/virtio_mem.ko: $(SRCS) $(DRV)/Makefile $(KDIR_STAMP)
 	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR):" \
 		"run tools/testing/virtio-mem/deps.sh or set KDIR" >&2; exit 1; }
 	$(KBUILD) modules
@@ -88,6 +120,9 @@ deps:
 
 print-kver:
 	@echo $(KVER)
+
+print-kver-6.12:
+	@echo $(KVER_612)
 
 # updates/ comes before the distribution's kernel/ in depmod's search order.
 modules_install: module
@@ -139,8 +174,13 @@ unit:
 KERNEL_STATUS = $(BUILD)/logs/kernel-check.status
 KERNEL_LOG = $(BUILD)/logs/kernel-check.log
 
+# Then the tests of series-6.12.tests once more, on Debian's 6.12 image
+# with the module built for it (a second pytest run; its own summary line).
+SERIES_612 := VMTEST_KVER=$(KVER_612) VMEM_KO=$(S612_KO) \
+	VMEM_FI_KO=$(S612_FI_KO) VMTEST_ONLY=$(TESTDIR)/series-6.12.tests
+
 check: deps
-	$(MAKE) module module-fi
+	$(MAKE) module module-fi module-6.12
 	# Unpacked before anything runs on it: checkpatch and the build.
 	$(MAKE) $(LINUX_SRC)/.unpacked
 	mkdir -p $(BUILD)/logs
@@ -149,11 +189,20 @@ check: deps
 	  echo $$? >$(KERNEL_STATUS); } & \
 	VMTEST_BZIMAGE=$(KERNEL_OUT)/arch/x86/boot/bzImage \
 		VMTEST_KERNEL_STATUS=$(KERNEL_STATUS) VMTEST_STRICT=1 \
-		$(TESTDIR)/run-tests.sh $(TESTS); rc=$$?; wait; \
+		$(TESTDIR)/run-tests.sh $(TESTS); rc=$$?; \
+	echo "check: $$(date -u +%T) the tests on 6.1 are done (rc=$$rc);" \
+		"now series-6.12.tests on $(KVER_612)"; \
+	$(SERIES_612) VMTEST_STRICT=1 $(TESTDIR)/run-tests.sh $(TESTS) || \
+		[ $$? -eq 5 ] || rc=1; wait; \
 	if [ "$$(cat $(KERNEL_STATUS))" != 0 ]; then \
 		tail -40 $(KERNEL_LOG); echo "make kernel-check failed" >&2; \
 		exit 1; \
 	fi; exit $$rc
+
+# The tests of series-6.12.tests alone, on Debian's 6.12 image.
+check-6.12: deps
+	$(MAKE) module-6.12
+	$(SERIES_612) $(TESTDIR)/run-tests.sh $(TESTS) || [ $$? -eq 5 ]
 
 # The halves alone; pytest's 5 (nothing selected, e.g. by TESTS=-k ...)
 # is not a failure. The module half needs the kernel source too: KUnit

@@ -11,6 +11,11 @@ PKGS=(
 	linux-image-amd64
 	linux-headers-amd64
 	linux-source-6.1
+	# Debian 12's second series: the module is built for it and a subset
+	# of the tests boots its image (make check); its vmlinuz is zstd
+	linux-image-6.12-amd64
+	linux-headers-6.12-amd64
+	zstd
 	busybox-static
 	kexec-tools
 	# dkms.conf and its test (tests/test_dkms.py); works without its

@@ -71,9 +71,34 @@ HEAVY = ('test_pressure.py::', 'test_growth.py::test_grow_64x',
          'test_lifecycle.py::test_failed_takeover_refuses_to_bind')
 
 
+def _only(config, items):
+    """VMTEST_ONLY=FILE keeps the tests FILE lists (node ids relative to
+    tests/, one per line, # comments), e.g. series-6.12.tests; a listed
+    test that does not exist is an error, not a silent skip."""
+    path = os.environ.get('VMTEST_ONLY')
+    if not path:
+        return
+    with open(path) as f:
+        wanted = {ln.strip() for ln in f
+                  if ln.strip() and not ln.startswith('#')}
+
+    def rel(item):
+        return item.nodeid.split('tests/', 1)[-1]
+
+    keep = [i for i in items if rel(i) in wanted]
+    missing = wanted - {rel(i) for i in keep}
+    if missing:
+        raise pytest.UsageError(f'{path} lists tests that do not exist: '
+                                f'{sorted(missing)}')
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
+
 def pytest_collection_modifyitems(config, items):
     """The built-in tests last: make check builds their kernel while the
     others run. Before them, the heavy tests first."""
+    _only(config, items)
+
     def rank(item):
         builtin = item.get_closest_marker('builtin') is not None
         heavy = any(h in item.nodeid for h in HEAVY)

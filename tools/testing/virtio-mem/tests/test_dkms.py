@@ -54,6 +54,13 @@ def kver():
                           timeout=60).stdout.strip()
 
 
+def kver_612():
+    """The 6.12 kernel the tests build for (make print-kver-6.12)."""
+    return subprocess.run(['make', '-s', 'print-kver-6.12'], cwd=REPO,
+                          capture_output=True, text=True, check=True,
+                          timeout=60).stdout.strip()
+
+
 def modinfo(path, field, *args):
     """modinfo -F field of a module file (or name, with args); the
     values of a field given several times, joined by newlines."""
@@ -110,8 +117,11 @@ class Trees:
         return out
 
     def built_ko(self):
-        return os.path.join(self.dkms_tree, PACKAGE, VERSION, self.kver,
-                            ARCH, 'module', 'virtio_mem.ko')
+        """The module dkms built: compressed like the kernel's own (6.12:
+        .ko.xz)."""
+        ko = os.path.join(self.dkms_tree, PACKAGE, VERSION, self.kver,
+                          ARCH, 'module', 'virtio_mem.ko')
+        return ko + '.xz' if os.path.exists(ko + '.xz') else ko
 
     def status(self):
         return self.dkms('status', f'{PACKAGE}/{VERSION}')
@@ -153,11 +163,12 @@ def checkout_files():
             if f and os.path.isfile(os.path.join(REPO, f))]
 
 
-def test_dkms_add_build_from_checkout(tmp_path):
+@pytest.mark.parametrize('series', ['6.1', '6.12'])
+def test_dkms_add_build_from_checkout(tmp_path, series):
     """The README's steps from a checkout: dkms add . (a copy of this
     working tree without what git ignores: the tests' multi-GiB build
-    directory stays out), dkms build."""
-    k = kver()
+    directory stays out), dkms build, for a kernel of either series."""
+    k = kver() if series == '6.1' else kver_612()
     trees = Trees(str(tmp_path), k)
     checkout = tmp_path / 'checkout'
     for f in checkout_files():
@@ -309,11 +320,14 @@ def test_dkms_module_in_guest(dist_install, make_guest, monkeypatch):
 
 def test_dkms_builds_only_for_tested_series():
     """dkms builds only for the kernel series the suite tests (Debian
-    12's 6.1): a 6.12 or later kernel installed beside it must not get a
-    build that fails, or worse, builds and misbehaves."""
+    12's 6.1 and 6.12): another kernel installed beside them must not get
+    a build that fails, or worse, builds and misbehaves."""
     rx = re.compile(dkms_conf('BUILD_EXCLUSIVE_KERNEL'))
-    for ok in ('6.1.0-57-amd64', '6.1.0-25-cloud-amd64', kver()):
+    for ok in ('6.1.0-57-amd64', '6.1.0-25-cloud-amd64', kver(),
+               '6.12.117+deb12-amd64', '6.12.118+deb12-cloud-amd64',
+               '6.12.48+deb13-amd64', kver_612()):
         assert rx.search(ok), f'dkms would not build for {ok}'
-    for no in ('6.12.117+deb12-amd64', '6.10.0-1-amd64', '6.2.0-1-amd64',
-               '6.19.1', '7.1.0-1-amd64', '5.10.0-30-amd64', '16.1.0'):
+    for no in ('6.10.0-1-amd64', '6.2.0-1-amd64', '6.11.5-amd64',
+               '6.19.1', '7.1.0-1-amd64', '5.10.0-30-amd64', '16.1.0',
+               '6.120.1'):
         assert not rx.search(no), f'dkms would build for untested {no}'
