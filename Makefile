@@ -27,6 +27,9 @@
 #   make modules_install  install where modprobe prefers it over the distro's
 #   make dist             virtio-mem-VERSION.tar.gz, the sources DKMS builds
 #                         (dkms.conf, README.md); DISTDIR= puts it elsewhere
+#   make deb              virtio-mem-dkms_VERSION_all.deb (debhelper, dh-dkms)
+#   make check-deb        install it in a scratch Debian root: DKMS builds it
+#                         for the kernels there and for ones installed later
 #
 # KDIR selects the kernel to build against; by default the one that Debian's
 # linux-headers-amd64 points to, not the running kernel.
@@ -141,7 +144,7 @@ DIST_FILES := dkms.conf Makefile Kconfig README.md Documentation \
 	drivers/virtio/.kunitconfig \
 	$(patsubst $(TOP)/%,%,$(filter-out %.mod.c,$(wildcard $(DRV)/*.[ch])))
 
-.PHONY: dist print-version
+.PHONY: dist deb check-deb print-version
 
 print-version:
 	@echo $(PKG_VERSION)
@@ -160,6 +163,38 @@ dist:
 		$(DIST_FILES)
 	mv $(DIST_TAR).tmp $(DIST_TAR)
 	@echo "dist: $(DIST_TAR)"
+
+# virtio-mem-dkms_VERSION_all.deb (in DISTDIR): the sources of make dist,
+# packaged with debhelper and dh-dkms as Debian packages its DKMS modules
+# (tools/packaging/debian/); installing it builds the module for every
+# installed kernel of a tested series, and for each one installed later.
+DEB_DIR := $(BUILD)/deb
+DEB_SRC := $(DEB_DIR)/virtio-mem-$(PKG_VERSION)
+DEB := virtio-mem-dkms_$(PKG_VERSION)_all.deb
+
+deb:
+	$(TESTDIR)/deps.sh --deb
+	rm -rf $(DEB_DIR)
+	$(MAKE) dist DISTDIR=$(DEB_DIR)
+	tar -C $(DEB_DIR) -xzf $(DEB_DIR)/virtio-mem-$(PKG_VERSION).tar.gz
+	cp -r $(TOP)/tools/packaging/debian $(DEB_SRC)/debian
+	sed -e 's/@VERSION@/$(PKG_VERSION)/' \
+		-e "s/@COMMIT@/$$(git -C $(TOP) rev-parse --short=12 HEAD \
+			2>/dev/null || echo unknown)/" \
+		-e "s/@DATE@/$$(date -R)/" \
+		$(DEB_SRC)/debian/changelog.in >$(DEB_SRC)/debian/changelog
+	rm $(DEB_SRC)/debian/changelog.in
+	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc
+	mkdir -p $(abspath $(DISTDIR))
+	cp $(DEB_DIR)/$(DEB) $(abspath $(DISTDIR))/
+	@echo "deb: $(abspath $(DISTDIR))/$(DEB)"
+
+# Not part of check (it downloads a Debian root and three kernels): make
+# deb, then install the package in a scratch root and check that DKMS
+# builds the module at install and for kernels installed afterwards.
+check-deb:
+	$(MAKE) deb DISTDIR=$(BUILD)/deb-out
+	$(TESTDIR)/deb-check.sh $(BUILD)/deb-out/$(DEB)
 
 # Host-side unit tests of the pure logic; KUnit covers it in-kernel.
 unit:

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Install what the virtio-mem VM tests need on Debian 12 (run as root).
+# Install what the virtio-mem VM tests need on Debian 12 (run as root);
+# with --deb, what make deb needs.
 # Idempotent and fast when everything is present: dpkg-query is asked
 # first and apt is only touched for packages that are missing.
 set -euo pipefail
@@ -40,6 +41,11 @@ PKGS=(
 	bc
 	libelf-dev
 )
+
+# make deb: what building the Debian package takes, only that.
+if [ "${1:-}" = --deb ]; then
+	PKGS=(debhelper dh-dkms dpkg-dev)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
