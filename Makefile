@@ -256,10 +256,21 @@ demo: deps
 	$(MAKE) module
 	$(PYTHON) $(TESTDIR)/demo.py
 
-# Not part of check: compares timings with Debian's virtio_mem.ko.
+# Not part of check: compares timings with Debian's virtio_mem.ko, on each
+# series with its own (BENCH_SERIES="6.1 6.12" by default), one after the
+# other on the same QEMU; each run keeps its own table.
+BENCH_SERIES ?= 6.1 6.12
+
 bench: deps
-	$(MAKE) module
-	$(PYTHON) $(TESTDIR)/bench.py $(BENCH_ARGS)
+	$(MAKE) module module-6.12
+	for s in $(BENCH_SERIES); do \
+		case $$s in \
+		6.1) $(PYTHON) $(TESTDIR)/bench.py $(BENCH_ARGS) ;; \
+		6.12) VMTEST_KVER=$(KVER_612) VMEM_KO=$(S612_KO) \
+			$(PYTHON) $(TESTDIR)/bench.py $(BENCH_ARGS) ;; \
+		*) echo "bench: unknown series $$s" >&2; false ;; \
+		esac || exit 1; \
+	done
 
 # Not part of check: each mutant (a deliberate bug, tools/testing/
 # virtio-mem/mutants.py) is built from a copy of the driver and must make
