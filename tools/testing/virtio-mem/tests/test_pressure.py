@@ -122,7 +122,10 @@ def test_unplug_pauses_under_pressure(make_guest):
     for poll_ms, n in ((POLL_MS, 3), (SLOW_POLL_MS, 1)):
         set_param(g, 'pressure_poll_ms', poll_ms)
         gaps = stop_intervals(g, n)
-        assert all(poll_ms / 1000 - 0.1 <= gap <= poll_ms / 1000 + 1.0
+        # Seen from the host, each stop shows up to a command's round
+        # trip late (about 0.1 s, more with two guests on 2 CPUs): a gap
+        # can look that much shorter than the guest's.
+        assert all(poll_ms / 1000 - 0.3 <= gap <= poll_ms / 1000 + 1.0
                    for gap in gaps), \
             f'pressure stops {[round(x, 2) for x in gaps]} s apart with ' \
             f'pressure_poll_ms={poll_ms}'
