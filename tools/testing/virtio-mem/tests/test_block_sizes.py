@@ -6,8 +6,8 @@ exactly; the offline cap never keeps a big block from being added; and
 a big block that does not fit under memory pressure is left alone, not
 half-migrated and given back at every poll.
 
-Each test boots one 1 GiB guest with one 8 GiB device, our driver only:
-the sysfs checks and the module parameters are ours.
+Each test boots one 1 GiB guest with 8 GiB devices, our driver only: the
+sysfs checks and the module parameters are ours.
 """
 
 import re
@@ -89,34 +89,39 @@ def resize(g, dev, size, base):
 BLOCK_SIZES = ['4M', '128M', '256M', '1G', '2G']
 
 
-@pytest.mark.parametrize('block_size', BLOCK_SIZES)
-def test_block_size_plug_unplug(make_guest, block_size):
-    """Plug 4 GiB (at least two device blocks of every size here) and
-    unplug it all again, in an idle guest with ZONE_MOVABLE: QMP size,
-    MemTotal and the driver's plugged_size follow exactly, only the memory
-    blocks that hold plugged memory exist, and the log stays clean. With
-    4 MiB blocks also 4G+8M, which leaves a memory block partly plugged.
-    The driver picks sub-block mode below the Linux memory block size,
-    big-block mode from it on.
+def test_block_size_plug_unplug(make_guest):
+    """One device of each block size, in one guest: plug 4 GiB (at least
+    two device blocks of every size here) into each in turn and unplug it
+    all again, in an idle guest with ZONE_MOVABLE: QMP size, MemTotal and
+    the driver's plugged_size follow exactly, only the memory blocks that
+    hold plugged memory exist, and the log stays clean. With 4 MiB blocks
+    also 4G+8M, which leaves a memory block partly plugged. The driver
+    picks sub-block mode below the Linux memory block size, big-block mode
+    from it on.
 
     2 GiB blocks span 16 memory blocks, more than offline_limit_mb (1024
     MiB by default) allows to be offline: a driver that applies the cap
     to a device block it adds (and onlines at once) never plugs any."""
-    bs = parse_size(block_size)
-    dev = MemDevice('vm0', size='8G', block_size=block_size)
-    g = make_guest(devices=[dev], module='ours', online='online_movable')
-    assert g.device_info('vm0')['block-size'] == bs, 'QEMU ignored block-size'
-    attrs = g.vmem_sysfs('vm0')
-    mode = 'sub-block' if bs < g.block_size_bytes else 'big-block'
-    assert (attrs['block_size'], attrs['mode']) == (bs, mode), \
-        f'driver: block_size {attrs["block_size"]}, mode {attrs["mode"]}; ' \
-        f'want {bs}, {mode}'
+    devs = {f'bs{b}': MemDevice(f'bs{b}', size='8G', block_size=b)
+            for b in BLOCK_SIZES}
+    # Each region is aligned to its block size: room for 5 x 8 GiB + gaps.
+    g = make_guest(devices=list(devs.values()), maxmem='64G', module='ours',
+                   online='online_movable')
     base = g.memtotal()
-    sizes = [4 * GiB, 0]
-    if bs == 4 * MiB:
-        sizes = [4 * GiB + 8 * MiB, 4 * GiB, 0]
-    for size in sizes:
-        resize(g, 'vm0', size, base)
+    for dev, block_size in zip(devs, BLOCK_SIZES):
+        bs = parse_size(block_size)
+        assert g.device_info(dev)['block-size'] == bs, \
+            f'QEMU ignored block-size of {dev}'
+        attrs = g.vmem_sysfs(dev)
+        mode = 'sub-block' if bs < g.block_size_bytes else 'big-block'
+        assert (attrs['block_size'], attrs['mode']) == (bs, mode), \
+            f'{dev}: block_size {attrs["block_size"]}, mode ' \
+            f'{attrs["mode"]}; want {bs}, {mode}'
+        sizes = [4 * GiB, 0]
+        if bs == 4 * MiB:
+            sizes = [4 * GiB + 8 * MiB, 4 * GiB, 0]
+        for size in sizes:
+            resize(g, dev, size, base)
 
 
 @pytest.mark.parametrize('block_size', ['1G', '2G'])
