@@ -143,7 +143,7 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @bb_size: big block size: the device block, or more with force_bbm
  * @self_host: add memory blocks with their memmap inside (sub-block mode,
  *	memmap_on_memory parameter)
- * @self_host_ok: the kernel did so at least once
+ * @self_host_ok: the kernel did so at least once (seen at onlining)
  * @self_host_off: the kernel refused, or added the block the usual way: it
  *	was not booted with memory_hotplug.memmap_on_memory=1
  * @memmap_units: sub-blocks a self-hosted memmap occupies, from the first

@@ -43,6 +43,9 @@
  */
 #define VMEM_OFFLINE_TIMEOUT_S 10
 
+#define VMEM_NO_SELF_HOST_MSG \
+	"the kernel does not place memmaps in added memory (boot with memory_hotplug.memmap_on_memory=1 for that): they come from boot memory\n"
+
 static LIST_HEAD(vmem_devices);
 static DEFINE_MUTEX(vmem_devices_lock);
 
@@ -535,6 +538,27 @@ static const char *vmem_refuse_reason(struct vmem *vm, unsigned long mb,
 }
 
 /*
+ * Called by the memory notifier, hp_lock held, as a block of ours goes
+ * on- or offline: mm says where its pages start, after its own memmap or
+ * not (@hosted). A block we asked to hold its memmap that does not is the
+ * kernel's silent refusal (6.12): self-hosting is off from then on.
+ */
+static void vmem_mm_self_host_seen(struct vmem *vm, unsigned long mb,
+				   bool hosted)
+{
+	if (hosted && !vm->self_host_ok) {
+		WRITE_ONCE(vm->self_host_ok, true);
+		dev_info(&vm->vdev->dev,
+			 "memmap_on_memory: added memory holds its own memmap\n");
+	} else if (!hosted && test_bit(mb, vm->self_hosted) &&
+		   !vm->self_host_ok && !vm->self_host_off) {
+		WRITE_ONCE(vm->self_host_off, true);
+		dev_info(&vm->vdev->dev, VMEM_NO_SELF_HOST_MSG);
+	}
+	__assign_bit(mb, vm->self_hosted, hosted);
+}
+
+/*
  * hp_lock is never held across notifications: a block in transition is
  * marked VMEM_MB_ONLINING/OFFLINING instead, and the driver skips it.
  */
@@ -565,8 +589,7 @@ static int vmem_memory_cb(struct notifier_block *nb, unsigned long action,
 	state = vmem_sbm_state(&vm->sbm, mb);
 	/* mm says where the block's pages start: after its own memmap? */
 	if (action == MEM_GOING_ONLINE || action == MEM_GOING_OFFLINE)
-		__assign_bit(mb, vm->self_hosted,
-			     start != vmem_mb_addr(vm, mb));
+		vmem_mm_self_host_seen(vm, mb, start != vmem_mb_addr(vm, mb));
 	switch (action) {
 	case MEM_GOING_ONLINE:
 		why = vmem_refuse_reason(vm, mb, true);
@@ -709,8 +732,11 @@ int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr)
  *
  * With memmap_on_memory, the struct pages of the block live in its first
  * pages instead of in memory the guest already has. The kernel offers it
- * only when booted with memory_hotplug.memmap_on_memory=1, and refuses the
- * request (-EINVAL) otherwise: the driver then stops asking.
+ * only when booted with memory_hotplug.memmap_on_memory=1. Otherwise 6.1
+ * refuses the request (-EINVAL), while newer kernels (6.12) add the block
+ * the usual way without a word. Only onlining tells which it did (the memory
+ * notifier, vmem_mm_self_host_seen()): until then the block counts as
+ * asked for, and its memmap as paid for from boot memory.
  *
  * Return: 0; -EOPNOTSUPP when the kernel does not offer it (add the block
  * with vmem_mm_add() instead); or the error of add_memory_driver_managed().
@@ -719,27 +745,25 @@ int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb)
 {
 	int rc;
 
-	if (vm->self_host_off)
+	if (READ_ONCE(vm->self_host_off))
 		return -EOPNOTSUPP;
-	rc = vmem_mm_add_flags(vm, mb, 1, MHP_MEMMAP_ON_MEMORY);
-	if (rc == -EINVAL && !vm->self_host_ok) {
-		WRITE_ONCE(vm->self_host_off, true);
-		dev_info(&vm->vdev->dev,
-			 "the kernel does not place memmaps in added memory (boot with memory_hotplug.memmap_on_memory=1 for that): they come from boot memory\n");
-		return -EOPNOTSUPP;
-	}
-	if (rc) {
-		vmem_mm_add_failed(vm, mb, rc);
-		return rc;
-	}
+	/* Before adding: the online policy may online it right away. */
 	mutex_lock(&vm->hp_lock);
 	set_bit(mb, vm->self_hosted);
 	mutex_unlock(&vm->hp_lock);
-	if (!vm->self_host_ok)
-		dev_info(&vm->vdev->dev,
-			 "memmap_on_memory: added memory holds its own memmap\n");
-	WRITE_ONCE(vm->self_host_ok, true);
-	return 0;
+	rc = vmem_mm_add_flags(vm, mb, 1, MHP_MEMMAP_ON_MEMORY);
+	if (!rc)
+		return 0;
+	mutex_lock(&vm->hp_lock);
+	clear_bit(mb, vm->self_hosted);
+	mutex_unlock(&vm->hp_lock);
+	if (rc == -EINVAL && !vm->self_host_ok) {
+		WRITE_ONCE(vm->self_host_off, true);
+		dev_info(&vm->vdev->dev, VMEM_NO_SELF_HOST_MSG);
+		return -EOPNOTSUPP;
+	}
+	vmem_mm_add_failed(vm, mb, rc);
+	return rc;
 }
 
 /**
