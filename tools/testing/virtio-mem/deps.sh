@@ -13,9 +13,11 @@ PKGS=(
 	linux-headers-amd64
 	linux-source-6.1
 	# Debian 12's second series: the module is built for it and a subset
-	# of the tests boots its image (make check); its vmlinuz is zstd
+	# of the tests boots its image (make check); its vmlinuz is zstd;
+	# checkpatch runs from its source too
 	linux-image-6.12-amd64
 	linux-headers-6.12-amd64
+	linux-source-6.12
 	zstd
 	busybox-static
 	kexec-tools

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Build checks: the module builds warning-free with W=1 against Debian's
-headers, with our own uapi header; sparse and checkpatch --strict are clean;
+"""Build checks: the module builds warning-free with W=1 against the
+headers of both of Debian's series, with our own uapi header; sparse and
+checkpatch --strict (6.1's and 6.12's) are clean;
 the host-side unit tests of the pure logic pass."""
 
 import os
@@ -47,12 +48,28 @@ def copy_tree(dest):
     return dest
 
 
-@pytest.fixture(scope='module')
-def w1_sparse_build(tmp_path_factory):
-    """One build from scratch, of a copy, with W=1 and sparse (C=2) both:
-    (rc, output, the copy's root)."""
+def series_kdir(series):
+    """make arguments that build for a series: Debian's default headers
+    for 6.1, linux-headers-6.12-amd64's for 6.12."""
+    if series == '6.1':
+        return []
+    rc, out = make('-s', f'print-kver-{series}')
+    kver = out.strip()
+    assert rc == 0 and kver, f'no kernel headers of series {series}: {out}'
+    return [f'KDIR=/usr/src/linux-headers-{kver}']
+
+
+@pytest.fixture(scope='module', params=['6.1', '6.12'])
+def w1_sparse_build(request, tmp_path_factory):
+    """One build from scratch per kernel series, of a copy, with W=1 and
+    sparse (C=2) both: (rc, output, the copy's root)."""
     top = copy_tree(str(tmp_path_factory.mktemp('build')))
-    rc, out = make('sparse', 'W=1', cwd=top)
+    kdir = series_kdir(request.param)
+    rc, out = make('sparse', 'W=1', *kdir, cwd=top)
+    # Built against the series asked for, not the default headers.
+    want = kdir[0].split('=', 1)[1] if kdir else \
+        '/usr/src/linux-headers-6.1.'
+    assert f"Entering directory '{want}" in out, out[-2000:]
     return rc, out, top
 
 
