@@ -31,6 +31,8 @@ Environment:
   VMTEST_KVER   kernel version to boot (default: linux-image-amd64's dependency)
   VMEM_KO       our module (default <repo>/drivers/virtio/virtio_mem.ko)
   VMTEST_QEMU   QEMU binary (default qemu-system-x86_64)
+  VMTEST_ACCEL  QEMU -accel value (default tcg; run-tests.sh sets
+                tcg,thread=single)
 """
 
 import atexit
@@ -740,7 +742,8 @@ class Guest:
 
     def qemu_cmd(self, initramfs):
         qemu = os.environ.get('VMTEST_QEMU', 'qemu-system-x86_64')
-        cmd = [qemu, '-machine', 'q35', '-accel', 'tcg', '-smp', str(self.smp),
+        accel = os.environ.get('VMTEST_ACCEL', 'tcg')
+        cmd = [qemu, '-machine', 'q35', '-accel', accel, '-smp', str(self.smp),
                # -m reads plain numbers as MiB: give explicit units.
                '-m', f'{self.mem // KiB}K,maxmem={self.maxmem // KiB}K'
                + (f',slots={self.slots}' if self.slots else ''),
