@@ -771,9 +771,11 @@ int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb)
  * @vm: the device
  * @mb: memory block, added (not VMEM_MB_UNUSED nor VMEM_MB_REMOVING)
  *
- * The driver's own record: set when it added the block so, kept across a
- * reload with the region's reservation, and corrected by what the memory
- * notifier says whenever the block goes on- or offline. Its memmap
+ * The driver's own record: set when it asked for it as it added the
+ * block, kept across a reload with the region's reservation, and
+ * corrected by what the memory notifier says whenever the block goes on-
+ * or offline (mm may have added it the usual way: see
+ * vmem_mm_add_self_hosted()). Its memmap
  * sub-blocks must stay plugged until the block is removed.
  *
  * Return: true if the memmap of @mb lies inside @mb.
