@@ -97,7 +97,7 @@ def main():
         wall = time.monotonic() - t0
         g.check(f'echo 0 > {TRACING}/tracing_on')
         trace = g.check(f'cat {TRACING}/trace', timeout=300)
-    stamp = time.strftime('%Y-%m-%dT%H%MZ', time.gmtime())
+    stamp = time.strftime('%Y-%m-%dT%H%M%SZ', time.gmtime())
     path = os.path.join(args.out, f'{stamp}-{args.module}-plug.trace')
     with open(path, 'w') as f:
         f.write(trace)
