@@ -635,8 +635,9 @@ class Guest:
                   None: virtio_mem.ko insmodded by /init
     params        its parameters, 'a=1,b=2' or a dict
     online        auto_online_blocks policy set before the module loads,
-                  e.g. 'online_movable'; None leaves the kernel default
-                  (offline)
+                  e.g. 'online_movable'; None: offline on Debian's kernels
+                  (6.12's default is to online), the default of a built-in
+                  kernel
     name          base name of the logs in log_dir
     check_load    make start() fail if the boot-time insmod failed
     reboot        let the guest reboot (system_reset()) instead of making
@@ -711,12 +712,21 @@ class Guest:
 
     # -- lifecycle ----------------------------------------------------------
 
+    def online_policy(self):
+        """What /init writes to auto_online_blocks: `online`, else, on
+        Debian's kernels, offline: 6.1's default, while 6.12 is built to
+        online added memory (MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO). A
+        built-in kernel keeps its own default (memhp_default_state=)."""
+        if self.online or self.kernel:
+            return self.online
+        return 'offline'
+
     def kernel_cmdline(self):
         # sysrq from the harness (dump_stuck()) whatever kernel.sysrq says.
         args = ['console=ttyS0', 'panic=-1', 'sysrq_always_enabled',
                 FAST_BOOT]
-        if self.online:
-            args.append(f'vmtest.online={self.online}')
+        if self.online_policy():
+            args.append(f'vmtest.online={self.online_policy()}')
         if self.module:
             args.append(f'vmtest.load={self.module}')
             if self.params:
@@ -896,8 +906,8 @@ class Guest:
                              "with cmdline='crashkernel=256M'")
         args = ['console=ttyS0', 'panic=-1', KDUMP_CMDLINE, FAST_BOOT,
                 f'nr_cpus={cpus}']
-        if self.online:
-            args.append(f'vmtest.online={self.online}')
+        if self.online_policy():
+            args.append(f'vmtest.online={self.online_policy()}')
         if cmdline:
             args.append(cmdline)
         append = ' '.join(args)
