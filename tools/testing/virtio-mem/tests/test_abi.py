@@ -8,8 +8,6 @@ import os
 import re
 import subprocess
 
-import pytest
-
 import steps
 
 import abi

@@ -9,8 +9,6 @@ Each test boots one 1 GiB guest with 8 GiB devices.
 import re
 import time
 
-import pytest
-
 from steps import (PLUG_SEQUENCE, PLUG_TIMEOUT, plug_sequence, plug_step,
                    resize_step, wait_stopped)
 from vmtest import GiB, MiB, MemDevice, fmt_size
