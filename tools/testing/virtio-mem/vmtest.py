@@ -725,8 +725,9 @@ class Guest:
         # sysrq from the harness (dump_stuck()) whatever kernel.sysrq says.
         args = ['console=ttyS0', 'panic=-1', 'sysrq_always_enabled',
                 FAST_BOOT]
-        if self.online_policy():
-            args.append(f'vmtest.online={self.online_policy()}')
+        online = self.online_policy()
+        if online:
+            args.append(f'vmtest.online={online}')
         if self.module:
             args.append(f'vmtest.load={self.module}')
             if self.params:
@@ -906,8 +907,9 @@ class Guest:
                              "with cmdline='crashkernel=256M'")
         args = ['console=ttyS0', 'panic=-1', KDUMP_CMDLINE, FAST_BOOT,
                 f'nr_cpus={cpus}']
-        if self.online_policy():
-            args.append(f'vmtest.online={self.online_policy()}')
+        online = self.online_policy()
+        if online:
+            args.append(f'vmtest.online={online}')
         if cmdline:
             args.append(cmdline)
         append = ' '.join(args)
