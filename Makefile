@@ -40,13 +40,15 @@ TESTDIR := $(TOP)/tools/testing/virtio-mem
 BUILD := $(TESTDIR)/.build
 PYTHON := /usr/bin/python3
 
-DEB_KVER := $(shell dpkg-query -W -f='$${Depends}' linux-headers-amd64 2>/dev/null | \
+# Recursive (=), not :=: on a fresh machine deps.sh installs the headers
+# after this file is read, and the recipes that use these run after it.
+DEB_KVER = $(shell dpkg-query -W -f='$${Depends}' linux-headers-amd64 2>/dev/null | \
 	sed -n 's/^linux-headers-\([^ ,]*\).*/\1/p')
 KVER ?= $(or $(DEB_KVER),$(patsubst /usr/src/linux-headers-%,%,$(lastword \
 	$(sort $(wildcard /usr/src/linux-headers-*-amd64)))))
 KDIR ?= /usr/src/linux-headers-$(KVER)
 
-KBUILD := $(MAKE) -C $(KDIR) M=$(DRV) CONFIG_VIRTIO_MEM=m
+KBUILD = $(MAKE) -C $(KDIR) M=$(DRV) CONFIG_VIRTIO_MEM=m
 
 SRCS := $(wildcard $(DRV)/*.c $(DRV)/*.h) $(TOP)/include/uapi/linux/virtio_mem.h
 
@@ -83,9 +85,9 @@ $(FI_KO): $(SRCS) $(DRV)/Makefile
 # Debian 12's second series (linux-headers-6.12-amd64): the same sources,
 # built for the tests that run on its image too (make check), plain and
 # with fault injection.
-KVER_612 := $(shell dpkg-query -W -f='$${Depends}' linux-headers-6.12-amd64 \
+KVER_612 = $(shell dpkg-query -W -f='$${Depends}' linux-headers-6.12-amd64 \
 	2>/dev/null | sed -n 's/^linux-headers-\([^ ,]*\).*/\1/p')
-KDIR_612 := /usr/src/linux-headers-$(KVER_612)
+KDIR_612 = /usr/src/linux-headers-$(KVER_612)
 S612_DIR := $(BUILD)/series-6.12
 S612_KO := $(S612_DIR)/drivers/virtio/virtio_mem.ko
 S612_FI_DIR := $(BUILD)/series-6.12-fi
@@ -206,35 +208,35 @@ unit:
 # the background: the module tests leave the 2 cores idle much of the
 # time. The built-in tests come last and wait for it; they fail if it
 # fails (and so does check), and refuse a bzImage older than its sources.
+# The tests of series-6.12.tests run in the same session a second time,
+# as NAME@6.12, on Debian's 6.12 image with the module built for it.
 KERNEL_STATUS = $(BUILD)/logs/kernel-check.status
 KERNEL_LOG = $(BUILD)/logs/kernel-check.log
 
-# Then the tests of series-6.12.tests once more, on Debian's 6.12 image
-# with the module built for it (a second pytest run; its own summary line).
-SERIES_612 := VMTEST_KVER=$(KVER_612) VMEM_KO=$(S612_KO) \
-	VMEM_FI_KO=$(S612_FI_KO) VMTEST_ONLY=$(TESTDIR)/series-6.12.tests
-
 check: deps
-	$(MAKE) module module-fi module-6.12
-	# Unpacked before anything runs on it: checkpatch and the build.
-	$(MAKE) $(LINUX_SRC)/.unpacked
 	mkdir -p $(BUILD)/logs
 	rm -f $(KERNEL_STATUS)
+	# Unpacked before anything runs on it: checkpatch and the build.
+	$(MAKE) $(LINUX_SRC)/.unpacked
+	@test -n "$(KVER_612)" || { echo "no linux-headers-6.12-amd64:" \
+		"run tools/testing/virtio-mem/deps.sh" >&2; exit 1; }
 	{ $(MAKE) kernel-check >$(KERNEL_LOG) 2>&1; \
 	  echo $$? >$(KERNEL_STATUS); } & \
+	$(MAKE) module module-fi module-6.12 && \
 	VMTEST_BZIMAGE=$(KERNEL_OUT)/arch/x86/boot/bzImage \
 		VMTEST_KERNEL_STATUS=$(KERNEL_STATUS) VMTEST_STRICT=1 \
-		$(TESTDIR)/run-tests.sh $(TESTS); rc=$$?; \
-	echo "check: $$(date -u +%T) the tests on 6.1 are done (rc=$$rc);" \
-		"now series-6.12.tests on $(KVER_612)"; \
-	$(SERIES_612) VMTEST_STRICT=1 $(TESTDIR)/run-tests.sh $(TESTS) || \
-		[ $$? -eq 5 ] || rc=1; wait; \
+		VMTEST_612_KVER=$(KVER_612) VMTEST_612_KO=$(S612_KO) \
+		VMTEST_612_FI_KO=$(S612_FI_KO) \
+		$(TESTDIR)/run-tests.sh $(TESTS); rc=$$?; wait; \
 	if [ "$$(cat $(KERNEL_STATUS))" != 0 ]; then \
 		tail -40 $(KERNEL_LOG); echo "make kernel-check failed" >&2; \
 		exit 1; \
 	fi; exit $$rc
 
 # The tests of series-6.12.tests alone, on Debian's 6.12 image.
+SERIES_612 = VMTEST_KVER=$(KVER_612) VMEM_KO=$(S612_KO) \
+	VMEM_FI_KO=$(S612_FI_KO) VMTEST_ONLY=$(TESTDIR)/series-6.12.tests
+
 check-6.12: deps
 	$(MAKE) module-6.12
 	$(SERIES_612) $(TESTDIR)/run-tests.sh $(TESTS) || [ $$? -eq 5 ]

@@ -165,7 +165,10 @@ def fmt_size(n):
 def kernel_version():
     """Version of Debian's kernel (not the host's running one)."""
     kver = os.environ.get('VMTEST_KVER')
-    if kver:
+    if kver is not None:
+        if not re.fullmatch(r'\d\S*', kver):
+            # Set but empty: a caller that read it before it was known.
+            raise GuestError(f'VMTEST_KVER={kver!r} is not a kernel version')
         return kver
     try:
         dep = subprocess.run(

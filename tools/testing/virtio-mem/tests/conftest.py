@@ -71,6 +71,17 @@ HEAVY = ('test_pressure.py::', 'test_growth.py::test_grow_64x',
          'test_lifecycle.py::test_failed_takeover_refuses_to_bind')
 
 
+def _read_list(path):
+    """Node ids relative to tests/, one per line, # comments."""
+    with open(path) as f:
+        return {ln.strip() for ln in f
+                if ln.strip() and not ln.startswith('#')}
+
+
+def _rel(item):
+    return item.nodeid.split('tests/', 1)[-1]
+
+
 def _only(config, items):
     """VMTEST_ONLY=FILE keeps the tests FILE lists (node ids relative to
     tests/, one per line, # comments), e.g. series-6.12.tests; a listed
@@ -78,15 +89,9 @@ def _only(config, items):
     path = os.environ.get('VMTEST_ONLY')
     if not path:
         return
-    with open(path) as f:
-        wanted = {ln.strip() for ln in f
-                  if ln.strip() and not ln.startswith('#')}
-
-    def rel(item):
-        return item.nodeid.split('tests/', 1)[-1]
-
-    keep = [i for i in items if rel(i) in wanted]
-    missing = wanted - {rel(i) for i in keep}
+    wanted = _read_list(path)
+    keep = [i for i in items if _rel(i) in wanted]
+    missing = wanted - {_rel(i) for i in keep}
     if missing:
         raise pytest.UsageError(f'{path} lists tests that do not exist: '
                                 f'{sorted(missing)}')
@@ -94,10 +99,54 @@ def _only(config, items):
     items[:] = keep
 
 
+# The second kernel series in the same run (make check): with
+# VMTEST_612_KVER set, every test series-6.12.tests lists runs once more,
+# as NAME@6.12, on that kernel with the modules VMTEST_612_KO and
+# VMTEST_612_FI_KO. One session for both series keeps both workers busy
+# to the end, where two runs in a row each ended on one worker.
+SERIES_612_LIST = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'series-6.12.tests')
+SERIES_612_SUFFIX = '@6.12'
+SERIES_612_ENV = {'VMTEST_KVER': 'VMTEST_612_KVER',
+                  'VMEM_KO': 'VMTEST_612_KO',
+                  'VMEM_FI_KO': 'VMTEST_612_FI_KO'}
+
+
+def _add_series_612(items):
+    if 'VMTEST_612_KVER' not in os.environ:
+        return
+    unset = [v for v in SERIES_612_ENV.values() if not os.environ.get(v)]
+    if unset:
+        raise pytest.UsageError(f'VMTEST_612_KVER is set, {unset} not')
+    wanted = _read_list(SERIES_612_LIST)
+    found = set()
+    for it in list(items):
+        if _rel(it) not in wanted:
+            continue
+        found.add(_rel(it))
+        items.append(pytest.Function.from_parent(
+            it.parent, name=it.name + SERIES_612_SUFFIX,
+            callspec=getattr(it, 'callspec', None), callobj=it.obj,
+            fixtureinfo=it._fixtureinfo, originalname=it.originalname))
+    if wanted - found:
+        raise pytest.UsageError(f'{SERIES_612_LIST} lists tests that do '
+                                f'not exist: {sorted(wanted - found)}')
+
+
+@pytest.fixture(autouse=True)
+def series_612_env(request, monkeypatch):
+    """A NAME@6.12 test runs with VMTEST_KVER, VMEM_KO and VMEM_FI_KO of
+    the 6.12 series (see _add_series_612())."""
+    if request.node.name.endswith(SERIES_612_SUFFIX):
+        for var, src in SERIES_612_ENV.items():
+            monkeypatch.setenv(var, os.environ[src])
+
+
 def pytest_collection_modifyitems(config, items):
     """The built-in tests last: make check builds their kernel while the
     others run. Before them, the heavy tests first."""
     _only(config, items)
+    _add_series_612(items)
 
     def rank(item):
         builtin = item.get_closest_marker('builtin') is not None
