@@ -112,7 +112,7 @@ SERIES_612_ENV = {'VMTEST_KVER': 'VMTEST_612_KVER',
                   'VMEM_FI_KO': 'VMTEST_612_FI_KO'}
 
 
-def _add_series_612(items):
+def _add_series_612(config, items):
     if 'VMTEST_612_KVER' not in os.environ:
         return
     unset = [v for v in SERIES_612_ENV.values() if not os.environ.get(v)]
@@ -128,7 +128,10 @@ def _add_series_612(items):
             it.parent, name=it.name + SERIES_612_SUFFIX,
             callspec=getattr(it, 'callspec', None), callobj=it.obj,
             fixtureinfo=it._fixtureinfo, originalname=it.originalname))
-    if wanted - found:
+    # Only a collection of whole directories must hold them all, not one
+    # of some files or node ids.
+    whole = all(os.path.isdir(a) for a in config.args)
+    if whole and wanted - found:
         raise pytest.UsageError(f'{SERIES_612_LIST} lists tests that do '
                                 f'not exist: {sorted(wanted - found)}')
 
@@ -146,7 +149,7 @@ def pytest_collection_modifyitems(config, items):
     """The built-in tests last: make check builds their kernel while the
     others run. Before them, the heavy tests first."""
     _only(config, items)
-    _add_series_612(items)
+    _add_series_612(config, items)
 
     def rank(item):
         builtin = item.get_closest_marker('builtin') is not None
