@@ -9,9 +9,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/deps.sh"
 cd "$here/../../.."
-# Two guests at a time (two pytest workers): on 2 cores a TCG guest spends
-# much of its time waiting. VMTEST_QEMUS=1 runs one test at a time.
-export VMTEST_QEMUS=${VMTEST_QEMUS:-2}
+# Three guests at a time (three pytest workers): a TCG guest spends part
+# of its time waiting for the host, and with two the 2 cores were idle a
+# fifth of the time. VMTEST_QEMUS=1 runs one test at a time.
+export VMTEST_QEMUS=${VMTEST_QEMUS:-3}
 # One host thread per guest (its vCPUs take turns): multi-threaded TCG
 # emulates cross-CPU code patching and timer wake-ups imperfectly, and a
 # guest kernel now and then died at boot of an int3 in patched code or
