@@ -103,6 +103,26 @@ MUTANTS = [
            [T + 'test_restarts.py::test_migration_busy',
             T + 'test_error_path.py::test_error_nack_and_add_failure'],
            '(retry delays|BUSY|backoff)'),
+    Mutant('fixed-backoff',
+           'retry after BUSY or a failure every second, not exponentially',
+           'virtio_mem_core.c',
+           '\tvm->backoff_ms = vmem_backoff_next(vm->backoff_ms,\n'
+           '\t\t\t\t\t   READ_ONCE(vmem_backoff_min_ms),\n'
+           '\t\t\t\t\t   READ_ONCE(vmem_backoff_max_ms));\n',
+           '\tvm->backoff_ms = 1000;\n',
+           [T + 'test_restarts.py::test_migration_busy'],
+           'retry delays after BUSY'),
+    Mutant('no-request-trace',
+           'send requests without their tracepoint',
+           'virtio_mem_req.c',
+           '\tif (t0)\n'
+           '\t\ttrace_virtio_mem_request(dev_name(&vdev->dev), type, addr,\n'
+           '\t\t\t\t\t nb_blocks * vm->cfg.block_size, rc,\n'
+           '\t\t\t\t\t ktime_to_ns(ktime_sub(ktime_get(),\n'
+           '\t\t\t\t\t\t\t       t0)));\n',
+           '',
+           [T + 'test_trace.py::test_tracepoints_show_requests_and_blocks'],
+           'no request events'),
     Mutant('no-resync',
            'never re-synchronise after an ERROR answer',
            'virtio_mem_core.c',
