@@ -22,7 +22,8 @@
 #
 # Environment: LINUX_SRC (unpacked source), KERNEL_OUT (build directory),
 # JOBS (default: 2), VMEM_SRC (where drivers/virtio and include/uapi come
-# from, default the repository). ccache is used when installed.
+# from, default the repository). ccache is used when installed, with the
+# repository as its base directory.
 set -euo pipefail
 # Called from make: its flags (W=1, -j, variables) are not for this build.
 unset MAKEFLAGS MFLAGS MAKELEVEL
@@ -63,6 +64,9 @@ rm -f "$sources"
 kmake=(make -C "$src" O="$out" ARCH=x86_64 -j"$jobs")
 if command -v ccache >/dev/null; then
 	kmake+=(CC="ccache gcc")
+	# Paths inside the repository hashed as relative ones: a fresh clone
+	# elsewhere hits what an earlier build of the same sources cached.
+	export CCACHE_BASEDIR=$repo
 fi
 
 # --- overlay ---

@@ -537,8 +537,11 @@ def _prune(build_dir, pattern, keep):
     """Delete all but the `keep` newest files matching pattern.
 
     QEMU reads the initrd at startup, so deleting one in use is harmless.
+    Temporary files (NAME.tmpPID) are another worker's build in progress:
+    they are left alone.
     """
-    files = sorted(glob.glob(os.path.join(build_dir, pattern)),
+    files = sorted((f for f in glob.glob(os.path.join(build_dir, pattern))
+                    if not re.search(r'\.tmp\d+$', f)),
                    key=os.path.getmtime, reverse=True)
     for f in files[keep:]:
         with contextlib.suppress(FileNotFoundError):
