@@ -10,8 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/deps.sh"
 cd "$here/../../.."
 # Three guests at a time (three pytest workers): a TCG guest spends part
-# of its time waiting for the host, and with two the 2 cores were idle a
-# fifth of the time. VMTEST_QEMUS=1 runs one test at a time.
+# of its time waiting for the host, and with two the 2 cores were often
+# idle. VMTEST_QEMUS=1 runs one test at a time.
 export VMTEST_QEMUS=${VMTEST_QEMUS:-3}
 # One host thread per guest (its vCPUs take turns): multi-threaded TCG
 # emulates cross-CPU code patching and timer wake-ups imperfectly, and a

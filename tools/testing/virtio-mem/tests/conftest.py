@@ -82,6 +82,14 @@ def _rel(item):
     return item.nodeid.split('tests/', 1)[-1]
 
 
+def _no_missing(path, wanted, found):
+    """A list of tests that names one that does not exist is an error,
+    not a silent skip."""
+    if wanted - found:
+        raise pytest.UsageError(f'{path} lists tests that do not exist: '
+                                f'{sorted(wanted - found)}')
+
+
 def _only(config, items):
     """VMTEST_ONLY=FILE keeps the tests FILE lists (node ids relative to
     tests/, one per line, # comments), e.g. series-6.12.tests; a listed
@@ -91,10 +99,7 @@ def _only(config, items):
         return
     wanted = _read_list(path)
     keep = [i for i in items if _rel(i) in wanted]
-    missing = wanted - {_rel(i) for i in keep}
-    if missing:
-        raise pytest.UsageError(f'{path} lists tests that do not exist: '
-                                f'{sorted(missing)}')
+    _no_missing(path, wanted, {_rel(i) for i in keep})
     config.hook.pytest_deselected(items=[i for i in items if i not in keep])
     items[:] = keep
 
@@ -102,8 +107,8 @@ def _only(config, items):
 # The second kernel series in the same run (make check): with
 # VMTEST_612_KVER set, every test series-6.12.tests lists runs once more,
 # as NAME@6.12, on that kernel with the modules VMTEST_612_KO and
-# VMTEST_612_FI_KO. One session for both series keeps both workers busy
-# to the end, where two runs in a row each ended on one worker.
+# VMTEST_612_FI_KO. One session for both series keeps the workers busy to
+# the end, where two runs in a row each ended on one worker.
 SERIES_612_LIST = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'series-6.12.tests')
 SERIES_612_SUFFIX = '@6.12'
@@ -130,10 +135,8 @@ def _add_series_612(config, items):
             fixtureinfo=it._fixtureinfo, originalname=it.originalname))
     # Only a collection of whole directories must hold them all, not one
     # of some files or node ids.
-    whole = all(os.path.isdir(a) for a in config.args)
-    if whole and wanted - found:
-        raise pytest.UsageError(f'{SERIES_612_LIST} lists tests that do '
-                                f'not exist: {sorted(wanted - found)}')
+    if all(os.path.isdir(a) for a in config.args):
+        _no_missing(SERIES_612_LIST, wanted, found)
 
 
 @pytest.fixture(autouse=True)
