@@ -205,6 +205,20 @@ VMEM_ATTR(unplug_wait, "%s",
 VMEM_ATTR(leaked_size, "%llu", READ_ONCE(vm->stats.leaked));
 
 /*
+ * Whether the driver has more to do by itself: a reason in plug_wait or
+ * unplug_wait is final only while this reads "idle".
+ */
+static ssize_t work_show(struct device *dev, struct device_attribute *attr,
+			 char *buf)
+{
+	unsigned int busy = work_busy(&vmem_from_dev(dev)->work.work);
+
+	return sysfs_emit(buf, "%s\n", busy & WORK_BUSY_RUNNING ? "running" :
+			  busy & WORK_BUSY_PENDING ? "queued" : "idle");
+}
+static DEVICE_ATTR_RO(work);
+
+/*
  * Writing 1 gives a stalled or broken device a fresh start: its queue is
  * reset, and the work checks its state and goes on (vmem_req_rearm()).
  */
@@ -255,6 +269,7 @@ static struct attribute *vmem_attrs[] = {
 	&dev_attr_plug_wait.attr,
 	&dev_attr_unplug_wait.attr,
 	&dev_attr_leaked_size.attr,
+	&dev_attr_work.attr,
 	NULL,
 };
 

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """The values in sysfs, and what module parameters changed at runtime do.
 
-- The geometry attributes match what QEMU says of the device; the request
+- The geometry attributes match what QEMU says of the device, and an
+  idle driver's work reads idle; the request
   counters match the requests the virtio_mem_request tracepoint saw, type
   by type.
 - offline_limit_mb and unplug_online changed at runtime take effect at the
@@ -43,6 +44,7 @@ def test_sysfs_values_and_runtime_parameters(make_guest):
     assert (attrs['requested_size'], attrs['plugged_size']) == (0, 0)
     assert (attrs['stalled'], attrs['broken']) == (0, 0)
     assert (attrs['plug_wait'], attrs['unplug_wait']) == ('none', 'none')
+    assert attrs['work'] == 'idle', attrs['work']
 
     # offline_limit_mb at runtime: nothing onlines, adding stops at the
     # limit; raised, adding goes on at the next request.
