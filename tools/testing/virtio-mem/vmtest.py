@@ -1204,6 +1204,10 @@ class Guest:
         self.qmp('qom-set', path=f'/machine/peripheral/{dev_id}',
                  property='requested-size', value=parse_size(nbytes))
 
+    def requested_size(self, dev_id):
+        return self.qmp('qom-get', path=f'/machine/peripheral/{dev_id}',
+                        property='requested-size')
+
     def plugged_size(self, dev_id):
         return self.qmp('qom-get', path=f'/machine/peripheral/{dev_id}',
                         property='size')

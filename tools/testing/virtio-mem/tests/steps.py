@@ -105,10 +105,32 @@ def plug_sequence(guest, dev, sizes=PLUG_SEQUENCE):
 
 
 # Why our driver stopped short, and the counter each of its later looks at
-# the matter moves (None: nothing runs until an event, such as onlining).
+# the matter moves (None: it looks again after a delay, or not at all).
 STOP_COUNTERS = {'onlining': None, 'memmap': None,
                  'pressure': 'pressure_stops', 'busy': 'isolation_failures',
                  'online': None, 'device': None}
+# Reasons after which nothing runs until an event (a new request, memory
+# onlined or offlined): final once the driver's work reads 'idle'.
+EVENT_STOPS = ('onlining', 'online', 'unit')
+
+
+def driver_stop(guest, dev):
+    """Where our driver of dev stands, from its own sysfs: None while it
+    is still on its way, else (QMP size, why, attributes). why is 'none'
+    at the request, or the driver's plug_wait or unplug_wait. It must
+    have read the host's request, its plugged_size must be QMP's, and
+    for a reason that waits for an event its work must be idle."""
+    a = guest.vmem_sysfs(dev)
+    size = guest.plugged_size(dev)
+    if a['plugged_size'] != size or \
+            a['requested_size'] != guest.requested_size(dev):
+        return None
+    why = a['plug_wait'] if a['plug_wait'] != 'none' else a['unplug_wait']
+    if why == 'none':
+        return (size, why, a) if size == a['requested_size'] else None
+    if why in EVENT_STOPS and a.get('work') != 'idle':
+        return None
+    return size, why, a
 
 
 def wait_stopped(guest, dev, timeout=PLUG_TIMEOUT, quiet=3.0):
@@ -116,32 +138,21 @@ def wait_stopped(guest, dev, timeout=PLUG_TIMEOUT, quiet=3.0):
     request; returns (QMP size, why): why is our driver's plug_wait or
     unplug_wait ('none' once at the request), None for Debian's.
 
-    Ours says why it stopped: this waits for that, for its plugged_size to
-    be QMP's, and, where it looks again by itself (under pressure, memory
-    busy), for one more look that changed nothing. Debian's says nothing:
-    then dev's QMP size must not change for `quiet` seconds.
+    Ours says why it stopped (driver_stop()): this waits for that and,
+    where it looks again by itself (under pressure, memory busy), for one
+    more look that changed nothing. Debian's says nothing: then dev's QMP
+    size must not change for `quiet` seconds.
     """
     # Only ours has sysfs attributes (it may have been loaded by hand).
     if not guest.vmem_sysfs(dev):
         return wait_settled(guest, dev, quiet, timeout), None
 
-    def stopped():
-        a = guest.vmem_sysfs(dev)
-        size = guest.plugged_size(dev)
-        why = a['plug_wait'] if a['plug_wait'] != 'none' else \
-            a['unplug_wait']
-        if a['plugged_size'] != size:
-            return None
-        if why == 'none':
-            return (size, why) if size == a['requested_size'] else None
-        return size, why, a
-
-    size, why, *rest = guest.wait_until(
-        stopped, timeout=timeout, interval=0.2,
+    size, why, a = guest.wait_until(
+        lambda: driver_stop(guest, dev), timeout=timeout, interval=0.2,
         what=f'the driver of {dev} to stop, and say why')
     counter = STOP_COUNTERS.get(why)
-    if rest and counter and counter in rest[0]:
-        n = rest[0][counter]
+    if why != 'none' and counter and counter in a:
+        n = a[counter]
         guest.wait_until(lambda: guest.vmem_attr(dev, counter),
                          cond=lambda v: v > n, timeout=timeout,
                          interval=0.1,
