@@ -53,7 +53,11 @@ def wait_size(g, dev, want, timeout=RESIZE_TIMEOUT):
         if size == want:
             return size, None
         stop = driver_stop(g, dev)
-        return size, stop and stop[1] in EVENT_STOPS and stop[1]
+        if not stop:
+            return size, None
+        # driver_stop() read the QMP size again: it may have arrived.
+        size, why, _ = stop
+        return size, size != want and why in EVENT_STOPS and why
 
     size, why = g.wait_until(poll, cond=lambda v: v[0] == want or v[1],
                              timeout=timeout, interval=0.2,
