@@ -10,7 +10,9 @@
  * to Linux. Memory blocks of a big block share its state, except for
  * VMEM_MB_ONLINE/OFFLINE, which follow sysfs.
  *
- * Unplugging online memory only takes the safe path: every page is first
+ * A big block in ZONE_MOVABLE (or offline) with few pages in use is
+ * offlined and removed directly: only those pages move, nothing is zeroed.
+ * Any other online memory takes the safe path: every page is first
  * isolated and migrated away (failing instead of waiting when a page cannot
  * move), within a headroom checked once per big block, so offlining never
  * loops on pages in use and pressure never makes it thrash.
@@ -234,16 +236,69 @@ static void vmem_bbm_settle(struct vmem *vm, unsigned long bb, int rc)
 }
 
 /*
- * Every page of a big block is taken before it is offlined, even when it
- * looked free: offlining memory only seen to be free waits on any page
- * pinned meanwhile, with the hotplug locks held.
+ * Pages in use a big block may hold and still be offlined directly: one
+ * in VMEM_BBM_DIRECT_SHARE. Offlining migrates them; so many move well
+ * within the offline timeout even under TCG.
+ */
+#define VMEM_BBM_DIRECT_SHARE 8
+
+/*
+ * Fast path for a big block whose online memory blocks are in ZONE_MOVABLE
+ * and mostly free: offline and remove it without taking its pages first.
+ * Taking them would zero gigabytes (init_on_alloc) that the device is
+ * about to discard; offlining only migrates the pages in use. A page that
+ * cannot move (pinned meanwhile) keeps offlining busy until the offline
+ * timeout: after one such failure, big blocks take the safe path until
+ * one has been unplugged. Returns -EAGAIN when the big block does not
+ * qualify or offlining failed: the caller then takes its pages first.
+ */
+static int vmem_bbm_remove_direct(struct vmem *vm, unsigned long bb)
+{
+	unsigned long mb = vmem_bbm_first_mb(vm, bb);
+	unsigned long budget = PHYS_PFN(vm->bb_size) / VMEM_BBM_DIRECT_SHARE;
+	unsigned long i, n, used = 0, online = 0;
+	bool ok = !vm->bbm_no_direct;
+
+	mutex_lock(&vm->hp_lock);
+	for (i = 0; ok && i < vm->mbs_per_bb; i++) {
+		switch (vmem_sbm_state(&vm->sbm, mb + i)) {
+		case VMEM_MB_OFFLINE:
+			break;
+		case VMEM_MB_ONLINE:
+			/* ULONG_MAX outside ZONE_MOVABLE: over any budget. */
+			n = vmem_mm_mb_in_use(vm, mb + i, budget - used);
+			ok = n <= budget - used;
+			used += ok ? n : 0;
+			online++;
+			break;
+		default:
+			ok = false;
+			break;
+		}
+	}
+	ok = ok && vmem_mm_headroom_ok(vm, online * PHYS_PFN(vm->mb_size));
+	mutex_unlock(&vm->hp_lock);
+	if (!ok)
+		return -EAGAIN;
+	if (vmem_mm_remove(vm, mb, vm->mbs_per_bb)) {
+		vm->bbm_no_direct = true;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/*
+ * A big block in use has every page taken before it is offlined, even
+ * those that looked free: offlining memory only seen to be free waits on
+ * any page pinned meanwhile, with the hotplug locks held.
  */
 static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
 {
 	unsigned long mb = vmem_bbm_first_mb(vm, bb);
 	int rc;
 
-	if (vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED) {
+	if (vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED &&
+	    vmem_bbm_remove_direct(vm, bb)) {
 		rc = vmem_bbm_take_bb(vm, bb);
 		if (rc)
 			return rc;
@@ -254,6 +309,8 @@ static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
 			mutex_unlock(&vm->hp_lock);
 			return -ENOMEM;
 		}
+		/* Whatever was in the way of offlining, things moved on. */
+		vm->bbm_no_direct = false;
 	}
 	/* Removed, or never added: plugged on the device all the same. */
 	vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);

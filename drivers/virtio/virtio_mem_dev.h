@@ -141,6 +141,8 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  *	mode, the memory block size (one "sub-block" per memory block)
  * @mbs_per_bb: memory blocks per big block in big-block mode, else 1
  * @bb_size: big block size: the device block, or more with force_bbm
+ * @bbm_no_direct: big-block mode: offlining a big block without taking its
+ *	pages failed; take them first until a big block is unplugged again
  * @self_host: add memory blocks with their memmap inside (sub-block mode,
  *	memmap_on_memory parameter)
  * @self_host_ok: the kernel did so at least once (seen at onlining)
@@ -209,6 +211,7 @@ struct vmem {
 	u64 sb_size;
 	unsigned long mbs_per_bb;
 	u64 bb_size;
+	bool bbm_no_direct;
 	bool self_host;
 	bool self_host_ok;
 	bool self_host_off;
@@ -303,6 +306,8 @@ unsigned long vmem_mm_memmap_cost(struct vmem *vm);
 int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
+unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
+				unsigned long max);
 bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
 bool vmem_mm_any_present(struct vmem *vm);

@@ -388,27 +388,31 @@ bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb)
 }
 
 /**
- * vmem_mm_mb_idle() - whether an online block is movable and all free
+ * vmem_mm_mb_in_use() - pages in use in an online ZONE_MOVABLE block
  * @vm: the device
  * @mb: memory block index, online
+ * @max: stop counting past this many
  *
  * A racy look at the buddy allocator, good enough to pick a fast path:
  * offlining re-checks everything, and in ZONE_MOVABLE anything allocated
- * meanwhile can be migrated.
+ * meanwhile can be migrated. Free pages are those in the buddy or on a
+ * per-CPU list; a block's own memmap goes with it and does not count.
  *
- * Return: true if every page is free, in the buddy or a per-CPU list.
+ * Return: pages in use, at most @max + 1; ULONG_MAX if the block is not
+ * in ZONE_MOVABLE.
  */
-bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
+unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
+				unsigned long max)
 {
 	unsigned long pfn = PHYS_PFN(vmem_mb_addr(vm, mb));
 	unsigned long end = pfn + PHYS_PFN(vm->mb_size);
+	unsigned long used = 0;
 
 	if (!vmem_mm_mb_movable(vm, mb))
-		return false;
-	/* Its own memmap goes with it. */
+		return ULONG_MAX;
 	if (vmem_mm_mb_self_hosted(vm, mb))
 		pfn += vmem_mm_memmap_pages(vm);
-	while (pfn < end) {
+	while (pfn < end && used <= max) {
 		struct page *page = pfn_to_page(pfn);
 
 		if (PageBuddy(page)) {
@@ -419,14 +423,26 @@ bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
 		}
 		/*
 		 * Free pages on a per-CPU list are not PageBuddy (6.12 keeps
-		 * pageblock-sized ones there too) and hold no reference; the
-		 * walk reaches any page in use at its head, which holds one.
+		 * pageblock-sized ones there too) and hold no reference; a
+		 * page in use holds one (tail pages count with their head).
 		 */
-		if (page_ref_count(page))
-			return false;
+		if (page_ref_count(page) || PageTail(page))
+			used++;
 		pfn++;
 	}
-	return true;
+	return used;
+}
+
+/**
+ * vmem_mm_mb_idle() - whether an online block is movable and all free
+ * @vm: the device
+ * @mb: memory block index, online
+ *
+ * Return: true if every page is free (vmem_mm_mb_in_use()).
+ */
+bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
+{
+	return !vmem_mm_mb_in_use(vm, mb, 0);
 }
 
 /**

@@ -444,3 +444,39 @@ class Memfill:
         background, return at once instead of when rm is done."""
         self.guest.check(f'rm -f {self.DIR}/memfill.*'
                          + (' &' if background else ''), timeout=120)
+
+
+TRACING = '/sys/kernel/tracing'
+
+
+class CallCounter:
+    """Counts the guest kernel's calls of functions matching `glob` (the
+    function tracer's filter syntax: 6.12 renamed some allocator entry
+    points to NAME_noprof), from start() to count()."""
+
+    def __init__(self, guest, glob):
+        self.guest, self.glob = guest, glob
+
+    def start(self):
+        for cmd in (f'mount -t tracefs nodev {TRACING} 2>/dev/null; true',
+                    f'echo nop > {TRACING}/current_tracer',
+                    f"echo '{self.glob}' > {TRACING}/set_ftrace_filter",
+                    f'echo > {TRACING}/trace',
+                    f'echo 1 > {TRACING}/tracing_on',
+                    f'echo function > {TRACING}/current_tracer'):
+            self.guest.check(cmd)
+
+    def count(self):
+        """Calls since start(); stops tracing."""
+        # Changing the tracer empties the buffer: stop it, read, then reset.
+        self.guest.check(f'echo 0 > {TRACING}/tracing_on')
+        # The filter must have matched a function, or no count means much.
+        assert self.guest.check(f'cat {TRACING}/set_ftrace_filter').strip(), \
+            f'no traceable function matches {self.glob!r}'
+        name = self.glob.rstrip('*')
+        out = self.guest.check(f'grep -c ": {name}" {TRACING}/trace; true')
+        for cmd in (f'echo nop > {TRACING}/current_tracer',
+                    f'echo > {TRACING}/set_ftrace_filter',
+                    f'echo 1 > {TRACING}/tracing_on'):
+            self.guest.check(cmd)
+        return int(out.strip() or 0)
