@@ -771,13 +771,15 @@ def main():
             print(f'  {json.dumps(r)}', file=sys.stderr, flush=True)
 
     text = f'{header(env)}\n\n{table(results, args.scenarios)}\n'
+    # To the second: make bench runs one series after the other, and a
+    # short run of each ends within the same minute. Never overwrite.
     stamp = datetime.datetime.now(datetime.timezone.utc) \
-        .strftime('%Y-%m-%dT%H%MZ')
+        .strftime('%Y-%m-%dT%H%M%SZ')
     raw = os.path.join(args.results, f'{stamp}.json')
-    with open(raw, 'w') as f:
+    with open(raw, 'x') as f:
         json.dump({'environment': env, 'results': results}, f, indent=1)
         f.write('\n')
-    with open(os.path.join(args.results, f'{stamp}.txt'), 'w') as f:
+    with open(os.path.join(args.results, f'{stamp}.txt'), 'x') as f:
         f.write(text)
     svg(results, os.path.join(args.out, 'bench-results.svg'),
         args.scenarios)
