@@ -18,6 +18,10 @@ unless said otherwise):
             deleted, how long until the device reaches 0 without host action
   bigblock  plug 0 -> 4 GiB and unplug 4 GiB -> 0 (idle) with 2 GiB device
             blocks, bigger than Linux's 128 MiB memory blocks
+  mmom      plug 0 -> 4 GiB and unplug 4 GiB -> 0 (idle), booted with
+            memory_hotplug.memmap_on_memory=1: how much memmap the driver
+            placed in the added memory (64 MiB if all of it), which the
+            expected MemTotal leaves out
   grow      512 MiB boot memory, one 32 GiB device (host memory backs only
             what the guest touches), all of it requested at once: how far
             the guest grows, how long it takes, and the guest afterwards
@@ -86,7 +90,7 @@ GROW_VARIANTS = (('grow', ''), ('grow_mmom', MMOM))
 MEMMAP_RATIO = 64          # bytes of memory per byte of its memmap
 OOM_RE = re.compile(r'Out of memory|Killed process|invoked oom-killer')
 DRIVERS = ('ref', 'ours')
-SCENARIOS = ('basic', 'nofit', 'bigblock', 'grow')
+SCENARIOS = ('basic', 'nofit', 'bigblock', 'mmom', 'grow')
 
 
 def guest_cpu(g):
@@ -95,18 +99,22 @@ def guest_cpu(g):
     return (int(f[3]) + int(f[6]) + int(f[7])) / 100.0
 
 
-def wait_seen(g, size, base_kb, t0, timeout):
+def wait_seen(g, size, base_kb, t0, timeout, mmom=False):
     """Seconds from t0 until QMP reports size and MemTotal is base_kb plus
-    size. MemTotal is only read once QMP agrees: the polling itself costs
-    guest CPU time, and should not while the driver works."""
+    size; with mmom (booted with memmap_on_memory), also base_kb plus size
+    less its memmap, for a driver that places the memmap in the added
+    memory. MemTotal is only read once QMP agrees: the polling itself
+    costs guest CPU time, and should not while the driver works."""
     want_kb = base_kb + size // KiB
+    wants = {want_kb, want_kb - size // MEMMAP_RATIO // KiB} if mmom \
+        else {want_kb}
     deadline = t0 + timeout
     memtotal = None
     while True:
         now = g.plugged_size('vm0')
         if now == size:
             memtotal = g.memtotal()
-            if memtotal == want_kb:
+            if memtotal in wants:
                 return time.monotonic() - t0
         if time.monotonic() > deadline:
             raise GuestError(f'no QMP size {size} with MemTotal {want_kb} '
@@ -115,13 +123,13 @@ def wait_seen(g, size, base_kb, t0, timeout):
         time.sleep(0.02)
 
 
-def resize(g, size, base_kb, timeout=STEP_TIMEOUT):
+def resize(g, size, base_kb, timeout=STEP_TIMEOUT, mmom=False):
     """Seconds until the guest shows size (wait_seen()), and the guest's
     CPU time meanwhile."""
     c0 = guest_cpu(g)
     t0 = time.monotonic()
     g.set_requested('vm0', size)
-    took = wait_seen(g, size, base_kb, t0, timeout)
+    took = wait_seen(g, size, base_kb, t0, timeout, mmom)
     return took, guest_cpu(g) - c0
 
 
@@ -253,6 +261,26 @@ def run_bigblock(module, rep):
         r['bigblock_unplug_s'], r['bigblock_unplug_cpu_s'] = \
             resize(g, 0, base)
         r['bigblock_log_clean'] = not g.log_problems()
+    return r
+
+
+def run_mmom(module, rep):
+    """plug and idle unplug of 4 GiB in 2 MiB blocks, booted with
+    memmap_on_memory: a driver that uses it takes no memmap from the
+    guest's memory (and MemTotal grows by 4 GiB less the memmap): one
+    boot."""
+    r = {}
+    g = Guest(devices=[MemDevice('vm0', size='8G')], module=module,
+              online='online_movable', cmdline=MMOM,
+              name=f'bench-mmom-{module}-{rep}')
+    with recorded(g, r, 'mmom'):
+        r['mmom_boot_s'] = g.boot_time
+        base = g.memtotal()
+        r['mmom_plug_s'], r['mmom_plug_cpu_s'] = \
+            resize(g, 4 * GiB, base, mmom=True)
+        r['mmom_memmap_mib'] = (base + 4 * GiB // KiB - g.memtotal()) // KiB
+        r['mmom_unplug_s'], r['mmom_unplug_cpu_s'] = resize(g, 0, base)
+        r['mmom_log_clean'] = not g.log_problems()
     return r
 
 
@@ -482,7 +510,8 @@ def run_grow_all(module, rep):
 
 
 RUNNERS = {'basic': run_basic, 'nofit': run_nofit,
-           'bigblock': run_bigblock, 'grow': run_grow_all}
+           'bigblock': run_bigblock, 'mmom': run_mmom,
+           'grow': run_grow_all}
 
 
 def grow_rows(phase, name):
@@ -513,6 +542,10 @@ ROWS = [(label, key, 'basic', 'basic') for label, key in (
 )] + [(label, key, 'bigblock', 'bigblock') for label, key in (
     ('bigblock: plug 0 -> 4 GiB (s)', 'bigblock_plug_s'),
     ('bigblock: unplug 4 GiB -> 0, idle (s)', 'bigblock_unplug_s'),
+)] + [(label, key, 'mmom', 'mmom') for label, key in (
+    ('mmom: plug 0 -> 4 GiB (s)', 'mmom_plug_s'),
+    ('mmom: unplug 4 GiB -> 0, idle (s)', 'mmom_unplug_s'),
+    ('mmom: memmap in added memory (MiB)', 'mmom_memmap_mib'),
 )] + [(label, key, 'grow', 'grow')
       for label, key in grow_rows('grow', 'grow')] \
   + [(label, key, 'grow', 'grow_mmom')
@@ -528,6 +561,8 @@ ROWS = [(label, key, 'basic', 'basic') for label, key in (
      'bigblock'),
     ('CPU: bigblock unplug 4 GiB idle (s)', 'bigblock_unplug_cpu_s',
      'bigblock', 'bigblock'),
+    ('CPU: mmom plug 4 GiB (s)', 'mmom_plug_cpu_s', 'mmom', 'mmom'),
+    ('CPU: mmom unplug 4 GiB idle (s)', 'mmom_unplug_cpu_s', 'mmom', 'mmom'),
     ('CPU: grow (s)', 'grow_cpu_s', 'grow', 'grow'),
     ('CPU: grow mmom (s)', 'grow_mmom_cpu_s', 'grow', 'grow_mmom'),
 ]
@@ -539,6 +574,8 @@ SYSFS_KEYS = {f'{p}_{k}' for p in GROW_PHASES
 NOTES = {
     'bigblock': 'bigblock: 1 GiB guest, one 8 GiB device with 2 GiB '
                 'device blocks',
+    'mmom': 'mmom: 1 GiB guest, one 8 GiB device with 2 MiB device '
+            f'blocks, booted with {MMOM}',
     'grow': 'grow: 512 MiB guest, one 32 GiB device, all of it requested\n'
             f'grow mmom: the same, booted with {MMOM}',
 }
@@ -648,7 +685,9 @@ PLOT = [('plug', 'plug_s', 'basic'), ('unplug idle', 'unplug_s', 'basic'),
         ('unplug fits', 'fits_s', 'basic'),
         ('resume no-fit', 'resume_s', 'nofit'),
         ('bigblock plug', 'bigblock_plug_s', 'bigblock'),
-        ('bigblock unplug', 'bigblock_unplug_s', 'bigblock')]
+        ('bigblock unplug', 'bigblock_unplug_s', 'bigblock'),
+        ('mmom plug', 'mmom_plug_s', 'mmom'),
+        ('mmom unplug', 'mmom_unplug_s', 'mmom')]
 
 
 def svg(results, path, scenarios=SCENARIOS):
