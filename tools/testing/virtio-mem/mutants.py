@@ -209,7 +209,7 @@ MUTANTS = [
            '\treturn si_mem_available()',
            [T + 'test_block_sizes.py::'
             'test_offline_big_blocks_go_under_pressure'],
-           '(offline|pressure|vm0)'),
+           r"'unplug_wait': 'pressure'"),
     Mutant('no-self-host-try',
            'count the memmap until memmap_on_memory has worked once',
            'virtio_mem_plug.c',

@@ -18,7 +18,8 @@ import pytest
 from steps import (EVENT_STOPS, RESIZE_TIMEOUT, SETTLE_TIMEOUT, Memfill,
                    assert_guest_alive, assert_no_oom, check_sizes,
                    driver_stop, resize_step, unload_driver, wait_stopped)
-from vmtest import GiB, MiB, MemDevice, fmt_size, parse_size
+from vmtest import (GiB, GuestDied, GuestError, MiB, MemDevice, fmt_size,
+                    parse_size)
 
 PARAMS = '/sys/module/virtio_mem/parameters'
 WAIT_ONLINE = 'waiting for it to be onlined'
@@ -29,8 +30,9 @@ def driver_view(g, dev):
     lines."""
     attrs = g.vmem_sysfs(dev)
     keep = ('mode', 'block_size', 'requested_size', 'plugged_size',
-            'offline_size', 'plug_wait', 'add_failures', 'memmap_stops',
-            'pressure_stops', 'isolation_failures', 'broken')
+            'offline_size', 'plug_wait', 'unplug_wait', 'work',
+            'add_failures', 'memmap_stops', 'pressure_stops',
+            'isolation_failures', 'broken')
     view = {k: attrs[k] for k in keep if k in attrs}
     states = {}
     for s in g.device_blocks(dev).values():
@@ -59,9 +61,18 @@ def wait_size(g, dev, want, timeout=RESIZE_TIMEOUT):
         size, why, _ = stop
         return size, size != want and why in EVENT_STOPS and why
 
-    size, why = g.wait_until(poll, cond=lambda v: v[0] == want or v[1],
-                             timeout=timeout, interval=0.2,
-                             what=f'{dev} QMP size == {fmt_size(want)}')
+    try:
+        size, why = g.wait_until(poll, cond=lambda v: v[0] == want or v[1],
+                                 timeout=timeout, interval=0.2,
+                                 what=f'{dev} QMP size == {fmt_size(want)}')
+    except GuestDied:
+        raise
+    except GuestError as e:
+        # Alive, but not there: say where it is.
+        raise AssertionError(
+            f'{dev} at {fmt_size(g.plugged_size(dev))}, not '
+            f'{fmt_size(want)}, after {timeout}s\n{driver_view(g, dev)}') \
+            from e
     assert size == want, \
         f'{dev} stopped at {fmt_size(size)} of the {fmt_size(want)} ' \
         f'requested ({why})\n{driver_view(g, dev)}'
