@@ -243,48 +243,26 @@ static void vmem_bbm_settle(struct vmem *vm, unsigned long bb, int rc)
 #define VMEM_BBM_DIRECT_SHARE 8
 
 /*
- * Fast path for a big block whose online memory blocks are in ZONE_MOVABLE
- * and mostly free: offline and remove it without taking its pages first.
- * Taking them would zero gigabytes (init_on_alloc) that the device is
- * about to discard; offlining only migrates the pages in use. A page that
- * cannot move (pinned meanwhile) keeps offlining busy until the offline
- * timeout: after one such failure, big blocks take the safe path until
- * one has been unplugged. Returns -EAGAIN when the big block does not
- * qualify or offlining failed: the caller then takes its pages first.
+ * Fast path for a big block in ZONE_MOVABLE (or offline) with few pages in
+ * use: offline and remove it without taking its pages first
+ * (vmem_mm_remove_direct()). A page that cannot move (pinned meanwhile)
+ * keeps offlining busy until the offline timeout: after one such failure,
+ * big blocks take the safe path until one has been unplugged. Returns
+ * -EAGAIN when the big block does not qualify or offlining failed: the
+ * caller then takes its pages first.
  */
 static int vmem_bbm_remove_direct(struct vmem *vm, unsigned long bb)
 {
-	unsigned long mb = vmem_bbm_first_mb(vm, bb);
-	unsigned long budget = PHYS_PFN(vm->bb_size) / VMEM_BBM_DIRECT_SHARE;
-	unsigned long i, n, used = 0, online = 0;
-	bool ok = !vm->bbm_no_direct;
+	int rc;
 
-	mutex_lock(&vm->hp_lock);
-	for (i = 0; ok && i < vm->mbs_per_bb; i++) {
-		switch (vmem_sbm_state(&vm->sbm, mb + i)) {
-		case VMEM_MB_OFFLINE:
-			break;
-		case VMEM_MB_ONLINE:
-			/* ULONG_MAX outside ZONE_MOVABLE: over any budget. */
-			n = vmem_mm_mb_in_use(vm, mb + i, budget - used);
-			ok = n <= budget - used;
-			used += ok ? n : 0;
-			online++;
-			break;
-		default:
-			ok = false;
-			break;
-		}
-	}
-	ok = ok && vmem_mm_headroom_ok(vm, online * PHYS_PFN(vm->mb_size));
-	mutex_unlock(&vm->hp_lock);
-	if (!ok)
+	if (vm->bbm_no_direct)
 		return -EAGAIN;
-	if (vmem_mm_remove(vm, mb, vm->mbs_per_bb)) {
+	rc = vmem_mm_remove_direct(vm, vmem_bbm_first_mb(vm, bb),
+				   vm->mbs_per_bb,
+				   PHYS_PFN(vm->bb_size) / VMEM_BBM_DIRECT_SHARE);
+	if (rc && rc != -ENOTEMPTY)
 		vm->bbm_no_direct = true;
-		return -EAGAIN;
-	}
-	return 0;
+	return rc ? -EAGAIN : 0;
 }
 
 /*

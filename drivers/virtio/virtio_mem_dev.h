@@ -287,6 +287,8 @@ int vmem_mm_register(struct vmem *vm);
 void vmem_mm_unregister(struct vmem *vm, bool keep);
 int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr);
 int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr);
+int vmem_mm_remove_direct(struct vmem *vm, unsigned long mb, unsigned long nr,
+			  unsigned long max_used);
 void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
 			  unsigned long nr);
 int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
@@ -306,9 +308,6 @@ unsigned long vmem_mm_memmap_cost(struct vmem *vm);
 int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
-unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
-				unsigned long max);
-bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
 bool vmem_mm_any_present(struct vmem *vm);
 

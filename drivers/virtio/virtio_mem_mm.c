@@ -401,8 +401,8 @@ bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb)
  * Return: pages in use, at most @max + 1; ULONG_MAX if the block is not
  * in ZONE_MOVABLE.
  */
-unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
-				unsigned long max)
+static unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
+				       unsigned long max)
 {
 	unsigned long pfn = PHYS_PFN(vmem_mb_addr(vm, mb));
 	unsigned long end = pfn + PHYS_PFN(vm->mb_size);
@@ -431,18 +431,6 @@ unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
 		pfn++;
 	}
 	return used;
-}
-
-/**
- * vmem_mm_mb_idle() - whether an online block is movable and all free
- * @vm: the device
- * @mb: memory block index, online
- *
- * Return: true if every page is free (vmem_mm_mb_in_use()).
- */
-bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
-{
-	return !vmem_mm_mb_in_use(vm, mb, 0);
 }
 
 /**
@@ -916,6 +904,53 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
 						vmem_mb_addr(vm, mb),
 						nr * vm->mb_size);
 	return rc;
+}
+
+/**
+ * vmem_mm_remove_direct() - offline and remove memory blocks as they are
+ * @vm: the device
+ * @mb: first memory block
+ * @nr: number of memory blocks
+ * @max_used: pages in use the online ones may hold, all together
+ *
+ * The fast way to unplug memory Linux hardly uses: offlining migrates the
+ * few pages in use, while taking the pages first (vmem_mm_take_pages())
+ * would have the kernel zero every free one (init_on_alloc) just before
+ * the device discards it. Each block must be offline, or online in
+ * ZONE_MOVABLE, and the guest must be able to spare the online ones.
+ * Offlining re-checks every page and is bounded (vmem_mm_remove()).
+ *
+ * Return: 0 with the blocks removed; -ENOTEMPTY if they do not qualify;
+ * else the error of vmem_mm_remove().
+ */
+int vmem_mm_remove_direct(struct vmem *vm, unsigned long mb, unsigned long nr,
+			  unsigned long max_used)
+{
+	unsigned long i, n, used = 0, online = 0;
+	bool ok = true;
+
+	mutex_lock(&vm->hp_lock);
+	for (i = 0; ok && i < nr; i++) {
+		switch (vmem_sbm_state(&vm->sbm, mb + i)) {
+		case VMEM_MB_OFFLINE:
+			break;
+		case VMEM_MB_ONLINE:
+			/* ULONG_MAX outside ZONE_MOVABLE: over any budget. */
+			n = vmem_mm_mb_in_use(vm, mb + i, max_used - used);
+			ok = n <= max_used - used;
+			used += ok ? n : 0;
+			online++;
+			break;
+		default:
+			ok = false;
+			break;
+		}
+	}
+	ok = ok && vmem_mm_headroom_ok(vm, online * PHYS_PFN(vm->mb_size));
+	mutex_unlock(&vm->hp_lock);
+	if (!ok)
+		return -ENOTEMPTY;
+	return vmem_mm_remove(vm, mb, nr);
 }
 
 /**

@@ -217,10 +217,7 @@ static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
 
 	if (*todo < spm || vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_ONLINE ||
 	    vmem_sbm_plugged_in_mb(&vm->sbm, mb) != spm ||
-	    !vmem_mm_mb_idle(vm, mb) ||
-	    !vmem_mm_headroom_ok(vm, PHYS_PFN(vm->mb_size)))
-		return -EAGAIN;
-	if (vmem_mm_remove(vm, mb, 1))
+	    vmem_mm_remove_direct(vm, mb, 1, 0))
 		return -EAGAIN;
 	/* Removed but still plugged if this fails: pass 0 retries it. */
 	first = vmem_sbm_index(&vm->sbm, mb, 0);
