@@ -59,7 +59,7 @@ def wait_size(g, dev, want, timeout=RESIZE_TIMEOUT):
             return size, None
         # driver_stop() read the QMP size again: it may have arrived.
         size, why, _ = stop
-        return size, size != want and why in EVENT_STOPS and why
+        return size, why in EVENT_STOPS and why
 
     try:
         size, why = g.wait_until(poll, cond=lambda v: v[0] == want or v[1],
