@@ -99,15 +99,21 @@ def guest_cpu(g):
     return (int(f[3]) + int(f[6]) + int(f[7])) / 100.0
 
 
+def memtotal_wants(base_kb, size, mmom):
+    """The MemTotal values (kB) of a guest with size plugged: base_kb plus
+    size; with mmom (booted with memmap_on_memory) also less the memmap of
+    size, for a driver that places it in the added memory."""
+    full_kb = base_kb + size // KiB
+    return {full_kb, full_kb - size // MEMMAP_RATIO // KiB} if mmom \
+        else {full_kb}
+
+
 def wait_seen(g, size, base_kb, t0, timeout, mmom=False):
-    """Seconds from t0 until QMP reports size and MemTotal is base_kb plus
-    size; with mmom (booted with memmap_on_memory), also base_kb plus size
-    less its memmap, for a driver that places the memmap in the added
-    memory. MemTotal is only read once QMP agrees: the polling itself
-    costs guest CPU time, and should not while the driver works."""
+    """Seconds from t0 until QMP reports size and MemTotal is one of
+    memtotal_wants(). MemTotal is only read once QMP agrees: the polling
+    itself costs guest CPU time, and should not while the driver works."""
     want_kb = base_kb + size // KiB
-    wants = {want_kb, want_kb - size // MEMMAP_RATIO // KiB} if mmom \
-        else {want_kb}
+    wants = memtotal_wants(base_kb, size, mmom)
     deadline = t0 + timeout
     memtotal = None
     while True:
@@ -341,9 +347,7 @@ def follow_growth(g, base_kb, t0, seen, mmom):
     'memtotal_s' and 'cpu' (guest_cpu()) at the first read of that
     MemTotal, 'reached_s'."""
     deadline = t0 + GROW_LIMIT
-    full_kb = base_kb + GROW_SIZE // KiB
-    want = {full_kb, full_kb - GROW_SIZE // MEMMAP_RATIO // KiB} if mmom \
-        else {full_kb}
+    want = memtotal_wants(base_kb, GROW_SIZE, mmom)
     size_at = mt_at = t0
     mt_read = 0.0
     while True:
