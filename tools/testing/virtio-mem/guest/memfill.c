@@ -13,6 +13,14 @@
  * it what really got written, so that a caller can check both against what
  * it asked for: a pass that skips memory cannot look complete.
  *
+ * With -p START-END it also pins one of its anonymous pages whose physical
+ * address lies in [START, END): vmsplice() hands the page to a pipe nobody
+ * reads, and the pipe's reference keeps the page from migrating until
+ * memfill exits. That is how a test puts an unmovable page into a
+ * virtio-mem device's memory on purpose. It prints, before "filled":
+ *
+ *	memfill: pinned page at 0xADDR
+ *
  * Exit code 0 if nothing was corrupted, 1 if something was, 2 on errors.
  * Every 64-bit word holds a value derived from the seed, the region and the
  * word's offset, so a page that moved to the wrong place, was lost (read as
@@ -22,6 +30,7 @@
  *
  * Built statically on the host (gcc -static -O2) for the vmtest initramfs.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -31,6 +40,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -201,15 +211,62 @@ static uint64_t check_all(const uint64_t *anon, size_t anon_mb,
 	return bad;
 }
 
+/* Physical address of the page at @addr (present, we are root), or 0. */
+static uint64_t phys_addr(int pagemap, const void *addr)
+{
+	uint64_t e;
+	long psz = sysconf(_SC_PAGESIZE);
+	off_t off = (uintptr_t)addr / psz * sizeof(e);
+
+	if (pread(pagemap, &e, sizeof(e), off) != sizeof(e))
+		die("pagemap");
+	if (!(e >> 63) || !(e & ((1ULL << 55) - 1)))
+		return 0;
+	return (e & ((1ULL << 55) - 1)) * psz;
+}
+
+/*
+ * Pin the first page of @anon that lies in [@start, @end) by splicing it
+ * into a pipe that is never read; the pipe stays open until exit.
+ */
+static void pin_page(uint64_t *anon, size_t anon_mb, uint64_t start,
+		     uint64_t end)
+{
+	long psz = sysconf(_SC_PAGESIZE);
+	int pagemap, pfd[2];
+
+	pagemap = open("/proc/self/pagemap", O_RDONLY);
+	if (pagemap < 0)
+		die("/proc/self/pagemap");
+	for (size_t off = 0; off < anon_mb * MiB; off += psz) {
+		char *page = (char *)anon + off;
+		uint64_t pa = phys_addr(pagemap, page);
+		struct iovec iov = { page, psz };
+
+		if (pa < start || pa >= end)
+			continue;
+		if (pipe(pfd) || vmsplice(pfd[1], &iov, 1, 0) != psz)
+			die("vmsplice");
+		printf("memfill: pinned page at 0x%llx\n",
+		       (unsigned long long)pa);
+		close(pagemap);
+		return;
+	}
+	errno = ENOENT;
+	die("no anonymous page in the range to pin");
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: memfill [-a MiB] [-f MiB] [-d DIR] [-s SEED] [-w PATH] [-l]\n"
+		"               [-p START-END]\n"
 		"  -a MiB   anonymous memory to fill\n"
 		"  -f MiB   tmpfs files to fill (in DIR, default /dev/shm, %lu MiB each)\n"
 		"  -s SEED  pattern seed (default 1)\n"
 		"  -w PATH  verify once PATH exists (default: on SIGUSR1)\n"
-		"  -l       while waiting, verify over and over\n",
+		"  -l       while waiting, verify over and over\n"
+		"  -p START-END  pin one anonymous page in that physical range\n",
 		FILE_MB);
 	exit(2);
 }
@@ -219,10 +276,11 @@ int main(int argc, char **argv)
 	size_t anon_mb = 0, file_mb = 0;
 	const char *dir = "/dev/shm", *wait_path = NULL;
 	uint64_t *anon = NULL, *buf, bad = 0, passes = 0;
+	unsigned long long pin_start = 0, pin_end = 0;
 	int loop = 0, opt;
 	unsigned int n;
 
-	while ((opt = getopt(argc, argv, "a:f:d:s:w:l")) != -1) {
+	while ((opt = getopt(argc, argv, "a:f:d:s:w:lp:")) != -1) {
 		switch (opt) {
 		case 'a': anon_mb = strtoul(optarg, NULL, 0); break;
 		case 'f': file_mb = strtoul(optarg, NULL, 0); break;
@@ -230,10 +288,15 @@ int main(int argc, char **argv)
 		case 's': seed = strtoull(optarg, NULL, 0); break;
 		case 'w': wait_path = optarg; break;
 		case 'l': loop = 1; break;
+		case 'p':
+			if (sscanf(optarg, "%lli-%lli", &pin_start,
+				   &pin_end) != 2 || pin_start >= pin_end)
+				usage();
+			break;
 		default: usage();
 		}
 	}
-	if (optind != argc || (!anon_mb && !file_mb))
+	if (optind != argc || (!anon_mb && !file_mb) || (pin_end && !anon_mb))
 		usage();
 	signal(SIGUSR1, on_usr1);
 
@@ -247,6 +310,8 @@ int main(int argc, char **argv)
 			die("mmap");
 		fill(anon, anon_mb * MiB / 8, 0, 0);
 		filled_bytes += anon_mb * MiB;
+		if (pin_end)
+			pin_page(anon, anon_mb, pin_start, pin_end);
 	}
 	for (n = 0; n * FILE_MB < file_mb; n++) {
 		size_t mb = file_mb - n * FILE_MB;

@@ -354,13 +354,15 @@ class Memfill:
     that the guest really holds them (file sizes, the process' RssAnon);
     finish() has it verify every byte and returns (verified MiB, corrupted
     bytes, exit code). With loop=True it keeps re-reading everything while
-    it waits. seed=None takes VMTEST_SEED, or a random one.
+    it waits. seed=None takes VMTEST_SEED, or a random one. With
+    pin=(start, end) it pins one of its anonymous pages with a physical
+    address in [start, end) until it exits: `pinned` is that address.
     """
 
     DIR = '/dev/shm'
 
     def __init__(self, guest, anon_mb=0, file_mb=0, seed=None, loop=False,
-                 tag='mf'):
+                 tag='mf', pin=None):
         self.guest = guest
         self.anon_mb = anon_mb
         self.file_mb = file_mb
@@ -370,6 +372,8 @@ class Memfill:
                                                           'big')
         self.seed = seed          # in the memfill log ("filled" line)
         self.loop = loop
+        self.pin = pin
+        self.pinned = None        # physical address of the pinned page
         self.log = f'/tmp/memfill.{tag}.log'
         self.go = f'/tmp/memfill.{tag}.go'
         self.fill_time = None
@@ -391,12 +395,15 @@ class Memfill:
             held += sum(int(x) for x in out.split()) // MiB
         if self.anon_mb:
             out = self.guest.check(f'grep ^RssAnon: /proc/{self.pid}/status')
-            held += min(int(out.split()[1]) // 1024, self.anon_mb)
+            # Rounded: a task's RSS counters lag its last few faults.
+            held += min((int(out.split()[1]) + 512) // 1024, self.anon_mb)
         return held
 
     def start(self, timeout=600):
         args = f'-a {self.anon_mb} -f {self.file_mb} -s {self.seed} ' \
                f'-w {self.go}' + (' -l' if self.loop else '')
+        if self.pin:
+            args += f' -p {self.pin[0]:#x}-{self.pin[1]:#x}'
         t0 = time.monotonic()
         self.guest.check(f'rm -f {self.go}; (memfill {args}; '
                          f'echo "memfill: exit $?") >{self.log} 2>&1 &')
@@ -411,6 +418,10 @@ class Memfill:
         assert int(m.group(1)) == want, \
             f'memfill wrote {m.group(1)} MiB, asked for {want}:\n{out}'
         self.pid = int(m.group(2))
+        if self.pin:
+            m = re.search(r'memfill: pinned page at (0x[0-9a-f]+)', out)
+            assert m, f'memfill pinned no page:\n{out}'
+            self.pinned = int(m.group(1), 16)
         self.held_mb = self._held_mb()
         assert self.held_mb == want, \
             f'the guest holds {self.held_mb} MiB of the workload ' \

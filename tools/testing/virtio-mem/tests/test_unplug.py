@@ -12,7 +12,7 @@ import time
 import pytest
 
 from steps import (CallCounter, Memfill, assert_guest_alive, assert_no_oom,
-                   check_sizes, resize_step, seeded_random, wait_stopped)
+                   check_sizes, driver_stop, resize_step, seeded_random, wait_stopped)
 from vmtest import GiB, MiB, MemDevice, fmt_size
 
 
@@ -89,6 +89,46 @@ def test_kernel_zone_unplug(make_guest):
                 f'failing to free any: {attrs}'
     assert_guest_alive(g)
     assert_no_oom(g)
+    g.assert_log_clean()
+
+
+def test_pinned_page_unplug(make_guest):
+    """A page that cannot move (memfill pins it in the device's memory):
+    unplugging everything stops short by the one device block that holds
+    it, the driver says 'busy' and counts the memory it failed to free,
+    the memory block stays online; once the pin goes, the rest goes too.
+    """
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
+                   online='online_movable',
+                   # Look again soon once the pin is gone.
+                   params='backoff_max_ms=2000')
+    base = g.memtotal()
+    resize_step(g, 'vm0', 2 * GiB, base)
+    info = g.device_info('vm0')
+    bsize = info['block-size']
+    # User memory goes to ZONE_MOVABLE first: into the device's memory.
+    fill = Memfill(g, anon_mb=64,
+                   pin=(info['memaddr'], info['memaddr'] + info['max-size']))
+    fill.start()
+    mark = g.log_mark()
+    g.set_requested('vm0', 0)
+    size, why, attrs = g.wait_until(
+        lambda: driver_stop(g, 'vm0'), timeout=300, interval=0.2,
+        what='the driver of vm0 to stop short of 0')
+    assert why == 'busy' and size == bsize, \
+        f'with one page pinned, stopped at {fmt_size(size)} saying ' \
+        f'{why}, want {fmt_size(bsize)} and busy: {attrs}'
+    assert attrs['isolation_failures'] > 0, \
+        f'stopped busy without counting isolation_failures: {attrs}'
+    memblock = fill.pinned // g.block_size_bytes
+    assert g.memory_blocks()[memblock] == 'online', \
+        f'memory{memblock}, which holds the pinned page, is not online'
+    check_sizes(g, 'vm0', size, base)
+    fill.assert_intact()
+    assert wait_stopped(g, 'vm0', timeout=120) == (0, 'none'), \
+        'the pin is gone, but the last block stays plugged'
+    check_sizes(g, 'vm0', 0, base)
+    assert_no_oom(g, since=mark)
     g.assert_log_clean()
 
 
