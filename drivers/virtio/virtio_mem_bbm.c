@@ -245,24 +245,15 @@ static void vmem_bbm_settle(struct vmem *vm, unsigned long bb, int rc)
 /*
  * Fast path for a big block in ZONE_MOVABLE (or offline) with few pages in
  * use: offline and remove it without taking its pages first
- * (vmem_mm_remove_direct()). A page that cannot move (pinned meanwhile)
- * keeps offlining busy until the offline timeout: after one such failure,
- * big blocks take the safe path until one has been unplugged. Returns
- * -EAGAIN when the big block does not qualify or offlining failed: the
- * caller then takes its pages first.
+ * (vmem_mm_remove_direct()). Returns -EAGAIN when the big block does not
+ * qualify or offlining failed: the caller then takes its pages first.
  */
 static int vmem_bbm_remove_direct(struct vmem *vm, unsigned long bb)
 {
-	int rc;
-
-	if (vm->bbm_no_direct)
-		return -EAGAIN;
-	rc = vmem_mm_remove_direct(vm, vmem_bbm_first_mb(vm, bb),
-				   vm->mbs_per_bb,
-				   PHYS_PFN(vm->bb_size) / VMEM_BBM_DIRECT_SHARE);
-	if (rc && rc != -ENOTEMPTY)
-		vm->bbm_no_direct = true;
-	return rc ? -EAGAIN : 0;
+	return vmem_mm_remove_direct(vm, vmem_bbm_first_mb(vm, bb),
+				     vm->mbs_per_bb,
+				     PHYS_PFN(vm->bb_size) /
+				     VMEM_BBM_DIRECT_SHARE) ? -EAGAIN : 0;
 }
 
 /*
@@ -288,7 +279,7 @@ static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
 			return -ENOMEM;
 		}
 		/* Whatever was in the way of offlining, things moved on. */
-		vm->bbm_no_direct = false;
+		vm->no_direct = false;
 	}
 	/* Removed, or never added: plugged on the device all the same. */
 	vmem_sbm_mark(&vm->sbm, mb, vm->mbs_per_bb, true);

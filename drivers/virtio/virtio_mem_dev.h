@@ -141,8 +141,9 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  *	mode, the memory block size (one "sub-block" per memory block)
  * @mbs_per_bb: memory blocks per big block in big-block mode, else 1
  * @bb_size: big block size: the device block, or more with force_bbm
- * @bbm_no_direct: big-block mode: offlining a big block without taking its
- *	pages failed; take them first until a big block is unplugged again
+ * @no_direct: offlining memory in use without taking its pages first
+ *	(vmem_mm_remove_direct()) failed; take them first until a whole
+ *	block has been unplugged that way
  * @self_host: add memory blocks with their memmap inside (sub-block mode,
  *	memmap_on_memory parameter)
  * @self_host_ok: the kernel did so at least once (seen at onlining)
@@ -211,7 +212,7 @@ struct vmem {
 	u64 sb_size;
 	unsigned long mbs_per_bb;
 	u64 bb_size;
-	bool bbm_no_direct;
+	bool no_direct;
 	bool self_host;
 	bool self_host_ok;
 	bool self_host_off;

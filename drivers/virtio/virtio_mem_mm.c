@@ -918,7 +918,10 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
  * would have the kernel zero every free one (init_on_alloc) just before
  * the device discards it. Each block must be offline, or online in
  * ZONE_MOVABLE, and the guest must be able to spare the online ones.
- * Offlining re-checks every page and is bounded (vmem_mm_remove()).
+ * Offlining re-checks every page and is bounded (vmem_mm_remove()). A page
+ * that cannot move keeps it busy until then: after one such failure, only
+ * blocks with nothing in use (@max_used 0) qualify until the caller has
+ * unplugged a whole block by taking its pages, and clears @vm->no_direct.
  *
  * Return: 0 with the blocks removed; -ENOTEMPTY if they do not qualify;
  * else the error of vmem_mm_remove().
@@ -927,7 +930,8 @@ int vmem_mm_remove_direct(struct vmem *vm, unsigned long mb, unsigned long nr,
 			  unsigned long max_used)
 {
 	unsigned long i, n, used = 0, online = 0;
-	bool ok = true;
+	bool ok = !max_used || !vm->no_direct;
+	int rc;
 
 	mutex_lock(&vm->hp_lock);
 	for (i = 0; ok && i < nr; i++) {
@@ -950,7 +954,10 @@ int vmem_mm_remove_direct(struct vmem *vm, unsigned long mb, unsigned long nr,
 	mutex_unlock(&vm->hp_lock);
 	if (!ok)
 		return -ENOTEMPTY;
-	return vmem_mm_remove(vm, mb, nr);
+	rc = vmem_mm_remove(vm, mb, nr);
+	if (rc && max_used)
+		vm->no_direct = true;
+	return rc;
 }
 
 /**

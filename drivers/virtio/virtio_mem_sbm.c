@@ -133,6 +133,8 @@ static int vmem_sbm_unplug_online_mb(struct vmem *vm, unsigned long mb,
 		rc = vmem_sbm_unplug_online_run(vm, first, nr);
 		if (!rc) {
 			*todo -= nr;
+			/* Whatever was in the way of offlining moved on. */
+			vm->no_direct = false;
 			return 0;
 		}
 		/* Busy or short of memory as a whole: maybe in parts. */
@@ -202,14 +204,16 @@ static int vmem_sbm_unplug_pass(struct vmem *vm, unsigned long mb)
 }
 
 /*
- * Fast path for an online, fully plugged block whose memory is all free:
- * offline and remove it, then unplug it. Offlining free ZONE_MOVABLE memory
- * needs no migration and, unlike taking the pages, does not zero them (the
- * kernel zeroes on allocation), which saves touching memory about to be
- * discarded. Returns -EAGAIN when the block does not qualify.
+ * Fast path for an online, fully plugged block with at most @max_used
+ * pages in use: offline and remove it, then unplug it. Offlining
+ * ZONE_MOVABLE memory migrates what is in use and, unlike taking the
+ * pages, does not zero the free ones (the kernel zeroes on allocation),
+ * which saves touching memory about to be discarded. Returns -EAGAIN when
+ * the block does not qualify or offlining failed.
  */
-static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
-				   unsigned long *todo)
+static int vmem_sbm_unplug_direct_mb(struct vmem *vm, unsigned long mb,
+				     unsigned long *todo,
+				     unsigned long max_used)
 {
 	unsigned long spm = vm->sbm.sbs_per_mb;
 	unsigned long first, done;
@@ -217,7 +221,7 @@ static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
 
 	if (*todo < spm || vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_ONLINE ||
 	    vmem_sbm_plugged_in_mb(&vm->sbm, mb) != spm ||
-	    vmem_mm_remove_direct(vm, mb, 1, 0))
+	    vmem_mm_remove_direct(vm, mb, 1, max_used))
 		return -EAGAIN;
 	/* Removed but still plugged if this fails: pass 0 retries it. */
 	first = vmem_sbm_index(&vm->sbm, mb, 0);
@@ -229,13 +233,18 @@ static int vmem_sbm_unplug_idle_mb(struct vmem *vm, unsigned long mb,
 	return rc;
 }
 
+/*
+ * Unplug what the block holds; with @direct_only, only by the fast path
+ * (-EAGAIN if it does not qualify).
+ */
 static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
-			      unsigned long *todo)
+			      unsigned long *todo, unsigned long max_used,
+			      bool direct_only)
 {
 	int rc;
 
-	rc = vmem_sbm_unplug_idle_mb(vm, mb, todo);
-	if (rc != -EAGAIN)
+	rc = vmem_sbm_unplug_direct_mb(vm, mb, todo, max_used);
+	if (rc != -EAGAIN || direct_only)
 		return rc;
 
 	mutex_lock(&vm->hp_lock);
@@ -262,6 +271,36 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
 	return rc;
 }
 
+/*
+ * Pass 2 (fully plugged ZONE_MOVABLE blocks) goes in rounds, emptiest
+ * first: blocks with nothing in use, then with at most an eighth in use,
+ * are offlined directly (offlining migrates what is in use); a last round
+ * takes the pages of the others. Where free blocks suffice, nothing moves.
+ */
+static const unsigned int vmem_sbm_direct_eighths[] = { 0, 1 };
+
+/* One round over the blocks of @pass, highest first. */
+static int vmem_sbm_unplug_round(struct vmem *vm, int pass,
+				 unsigned long max_used, bool direct_only,
+				 unsigned long *todo, bool *busy)
+{
+	unsigned long mb;
+	int rc;
+
+	for (mb = vm->sbm.nr_mbs; *todo && mb-- > 0;) {
+		if (vmem_sbm_unplug_pass(vm, mb) != pass)
+			continue;
+		if (vmem_restart_pending(vm))
+			return -EINTR;
+		rc = vmem_sbm_unplug_mb(vm, mb, todo, max_used, direct_only);
+		if (rc == -ENOMEM)
+			*busy = true;
+		else if (rc && !(rc == -EAGAIN && direct_only))
+			return rc;
+	}
+	return 0;
+}
+
 /**
  * vmem_sbm_unplug() - unplug up to @size bytes
  * @vm: the device
@@ -275,21 +314,18 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
 static int vmem_sbm_unplug(struct vmem *vm, u64 size)
 {
 	unsigned long todo = div64_u64(size, vm->sb_size);
+	unsigned long mb_pages = PHYS_PFN(vm->mb_size);
+	unsigned int round, rounds;
 	bool busy = false;
-	unsigned long mb;
-	int pass, rc;
+	int pass;
+	int rc;
 
 	for (pass = 0; pass <= 3 && todo; pass++) {
-		for (mb = vm->sbm.nr_mbs; todo && mb-- > 0;) {
-			if (vmem_sbm_unplug_pass(vm, mb) != pass)
-				continue;
-			if (vmem_restart_pending(vm))
-				return -EINTR;
-			rc = vmem_sbm_unplug_mb(vm, mb, &todo);
-			if (rc == -ENOMEM) {
-				busy = true;
-				continue;
-			}
+		rounds = pass == 2 ? ARRAY_SIZE(vmem_sbm_direct_eighths) : 0;
+		for (round = 0; round <= rounds && todo; round++) {
+			rc = vmem_sbm_unplug_round(vm, pass, round == rounds ? 0 :
+				mb_pages / 8 * vmem_sbm_direct_eighths[round],
+				round < rounds, &todo, &busy);
 			if (rc)
 				return rc;
 		}

@@ -92,6 +92,35 @@ def test_kernel_zone_unplug(make_guest):
     g.assert_log_clean()
 
 
+def test_free_blocks_go_first(make_guest):
+    """Shrinking by what the guest has free: the driver unplugs the blocks
+    with nothing in use first, so hardly a page of the data in the
+    device's memory has to move. The data is put into the upper half of
+    the device, where the driver looks first, and the lower half is left
+    free."""
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
+                   online='online_movable')
+    base = g.memtotal()
+    resize_step(g, 'vm0', 2 * GiB, base)
+    # Fill the lower half (user memory goes to ZONE_MOVABLE first) ...
+    g.check('dd if=/dev/zero of=/dev/shm/ballast bs=1M count=1900 '
+            '2>/dev/null', timeout=300)
+    resize_step(g, 'vm0', 4 * GiB, base)
+    # ... so that the data lands in the upper half; then free the lower.
+    fill = Memfill(g, file_mb=512)
+    fill.start()
+    g.check('rm /dev/shm/ballast')
+    migrated = vmstat(g, 'pgmigrate_success')
+    resize_step(g, 'vm0', 2 * GiB, base)
+    migrated = (vmstat(g, 'pgmigrate_success') - migrated) * 4096
+    # Some data may share a block with the ballast: that may move.
+    assert migrated <= 64 * MiB, \
+        f'{migrated >> 20} MiB migrated to unplug 2 GiB of 4 GiB with ' \
+        '512 MiB in use: the free blocks should have gone first'
+    fill.assert_intact()
+    g.assert_log_clean()
+
+
 def test_pinned_page_unplug(make_guest):
     """A page that cannot move (memfill pins it in the device's memory):
     unplugging everything stops short by the one device block that holds
