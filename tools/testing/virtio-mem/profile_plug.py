@@ -17,9 +17,19 @@ kernel's memory-hotplug entry points, plugs 0 -> SIZE and prints:
   rest      the driver's own work, the work queue, the guest's polling
 
 The raw trace is kept next to the results (--out). Usage:
-  profile_plug.py [--size 4G] [--module ours|ref] [--out DIR]
+  profile_plug.py [--size 4G] [--module ours|ref] [--out DIR] [--functions]
 With --module ref only the kernel functions are traced (Debian's driver
 has no tracepoints).
+
+With --functions, function_graph instead times every function of the
+virtio_mem module (either driver: both modules have that name) and the
+kernel's hotplug entry points, children and sleep included: where the
+driver's own time ("rest" above) goes. It prints the functions by total
+time (a function nested in itself counts twice).
+--unplug-inuse MiB (with --functions) profiles the other way: after the
+plug it writes that much tmpfs data (which lands in the plugged memory)
+and times the unplug back to 0, with the kernel's migration and isolation
+entry points (UNPLUG_FUNCS) traced too.
 """
 
 import argparse
@@ -32,10 +42,16 @@ from vmtest import Guest, MemDevice, fmt_size, parse_size
 
 TRACING = '/sys/kernel/tracing'
 FUNCS = ('add_memory_driver_managed', 'online_pages')
+UNPLUG_FUNCS = ('alloc_contig_range', 'migrate_pages', 'offline_pages',
+                'offline_and_remove_memory', 'remove_memory',
+                'lru_add_drain_all', 'drain_all_pages', 'start_isolate_page_range',
+                'undo_isolate_page_range', 'test_pages_isolated')
 # A call's duration: "name();" for a call with nothing traced inside,
 # "} /* name */" (funcgraph-tail) at the end of one with.
+# Module functions carry their module: "name [virtio_mem]();".
 GRAPH_RE = re.compile(r'\)\s+[*#!@+$&]?\s*([\d.]+) us\s+\|\s+'
-                      r'(?:(\w+)\(\);|\} /\* (\w+) \*/)')
+                      r'(?:(\w+)(?: \[\w+\])?\(\);|'
+                      r'\} /\* (\w+)(?: \[\w+\])? \*/)')
 REQ_RE = re.compile(r'virtio_mem_request: \S+ (\w+) .*answer=(\w+) '
                     r'latency_us=(\d+)')
 
@@ -53,6 +69,32 @@ def setup_tracing(g, module):
                     'virtio_mem_request/enable')
     for c in cmds:
         g.check(c)
+
+
+def setup_profiler(g, funcs):
+    """function_graph on every function of the virtio_mem module and on
+    funcs: each call's duration, children and sleep included."""
+    for c in (f'mount -t tracefs nodev {TRACING} 2>/dev/null; true',
+              f'echo 0 > {TRACING}/tracing_on',
+              f'echo > {TRACING}/trace',
+              f'echo 65536 > {TRACING}/buffer_size_kb',
+              f'echo ":mod:virtio_mem" > {TRACING}/set_ftrace_filter',
+              # Names a kernel does not have (renamed, inlined) are skipped.
+              *[f'echo {f} >> {TRACING}/set_ftrace_filter 2>/dev/null; true'
+                for f in funcs],
+              f'echo 1 > {TRACING}/options/funcgraph-tail',
+              f'echo function_graph > {TRACING}/current_tracer'):
+        g.check(c)
+
+
+def profile_totals(trace):
+    """{function: [calls, us]} of a function_graph trace."""
+    totals = {}
+    for m in GRAPH_RE.finditer(trace):
+        t = totals.setdefault(m.group(2) or m.group(3), [0, 0.0])
+        t[0] += 1
+        t[1] += float(m.group(1))
+    return totals
 
 
 def breakdown(trace):
@@ -80,24 +122,46 @@ def main():
     ap.add_argument('--module', choices=('ours', 'ref'), default='ours')
     ap.add_argument('--out', default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), '.build', 'profile'))
+    ap.add_argument('--functions', action='store_true',
+                    help="time the module's functions (function_graph)")
+    ap.add_argument('--unplug-inuse', type=int, metavar='MiB',
+                    help='profile the unplug to 0 with MiB of tmpfs data '
+                    'in the plugged memory (with --functions)')
     args = ap.parse_args()
+    if args.unplug_inuse is not None and not args.functions:
+        ap.error('--unplug-inuse needs --functions')
     size = parse_size(args.size)
     os.makedirs(args.out, exist_ok=True)
     with Guest(devices=[MemDevice('vm0', size='8G')], module=args.module,
                online='online_movable',
                name=f'profile-{args.module}') as g:
         base = g.memtotal()
-        setup_tracing(g, args.module)
+        want, target = size // 1024, size
+        if args.unplug_inuse is not None:
+            g.set_requested('vm0', size)
+            g.wait_until(lambda: g.memtotal() - base,
+                         cond=lambda d: d == size // 1024, timeout=300,
+                         what='MemTotal to grow')
+            g.check('mkdir -p /p && mount -t tmpfs -o size=8g tmpfs /p && '
+                    f'dd if=/dev/zero of=/p/f bs=1M '
+                    f'count={args.unplug_inuse} 2>/dev/null', timeout=600)
+            want, target = 0, 0
+        if args.functions:
+            setup_profiler(g, FUNCS if target else FUNCS + UNPLUG_FUNCS)
+        else:
+            setup_tracing(g, args.module)
         g.check(f'echo 1 > {TRACING}/tracing_on')
         t0 = time.monotonic()
-        g.set_requested('vm0', size)
+        g.set_requested('vm0', target)
         g.wait_until(lambda: g.memtotal() - base,
-                     cond=lambda d: d == size // 1024, timeout=300,
-                     interval=0.05, what='MemTotal to grow')
+                     cond=lambda d: d == want, timeout=300,
+                     interval=0.05, what='MemTotal to follow')
         wall = time.monotonic() - t0
         g.check(f'echo 0 > {TRACING}/tracing_on')
         trace = g.check(f'cat {TRACING}/trace', timeout=300)
     stamp = time.strftime('%Y-%m-%dT%H%M%SZ', time.gmtime())
+    if args.functions:
+        return print_profile(args, size, wall, trace, stamp)
     path = os.path.join(args.out, f'{stamp}-{args.module}-plug.trace')
     with open(path, 'w') as f:
         f.write(trace)
@@ -117,6 +181,21 @@ def main():
     print(f'{"kernel hotplug work, all":38} {kernel:8.3f} s '
           f'({100 * kernel / wall:.0f}% of wall)')
     print(f'{"rest (driver, work queue, polling)":38} {rest:8.3f} s')
+    return 0
+
+
+def print_profile(args, size, wall, text, stamp):
+    path = os.path.join(args.out, f'{stamp}-{args.module}-functions.trace')
+    with open(path, 'w') as f:
+        f.write(text)
+    what = f'plug 0 -> {fmt_size(size)}' if args.unplug_inuse is None else \
+        f'unplug {fmt_size(size)} -> 0 with {args.unplug_inuse} MiB tmpfs'
+    print(f'{what}, {args.module}, 1 GiB guest, QEMU TCG, function_graph '
+          f'(raw: {path})')
+    print(f'{"wall (QMP request to MemTotal)":44} {wall:8.3f} s')
+    totals = profile_totals(text)
+    for fn, (hits, us) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+        print(f'{fn:38} {hits:5} {us / 1e6:8.3f} s')
     return 0
 
 
