@@ -7,7 +7,12 @@ Both drivers run the same scenarios on the same kernel and QEMU, interleaved
 range of each figure per driver and the ratio ours/ref. The raw results of
 the run (with the date, CPU, QEMU, kernel and driver source they come from)
 and the table are saved in bench-results/ next to this script, a plot in
---out.
+--out. Unless --no-trace, one more run of each scenario per driver reads
+MemTotal at every poll (which costs the guest time: its figures are not in
+the table), and a picture per scenario, the host's request, QEMU's plugged
+size and the guest's MemTotal growth over time, ref's panel beside ours,
+goes next to the raw results (STAMP-SCENARIO.svg; grow's pictures come
+from its first timed run, which reads MemTotal anyway).
 
 Scenarios (--scenarios; 1 GiB boot memory, one 8 GiB device, online_movable
 unless said otherwise):
@@ -16,6 +21,9 @@ unless said otherwise):
   nofit     4 GiB -> 0 while 3 GiB of tmpfs data must stay: how much gets
             unplugged, whether the guest survives, and once the data is
             deleted, how long until the device reaches 0 without host action
+  inuse     plug 0 -> 4 GiB, write 512 MiB of tmpfs data (which lands in
+            the device's memory), unplug 4 GiB -> 0: that data must move
+            to the boot memory
   bigblock  plug 0 -> 4 GiB and unplug 4 GiB -> 0 (idle) with 2 GiB device
             blocks, bigger than Linux's 128 MiB memory blocks
   mmom      plug 0 -> 4 GiB and unplug 4 GiB -> 0 (idle), booted with
@@ -68,6 +76,7 @@ import subprocess
 import sys
 import time
 
+from bench_plot import timeline_svg
 from vmtest import (REPO, GiB, KiB, MiB, Guest, GuestDied, GuestError,
                     MemDevice, kernel_version, ours_ko, ref_ko)
 
@@ -90,7 +99,7 @@ GROW_VARIANTS = (('grow', ''), ('grow_mmom', MMOM))
 MEMMAP_RATIO = 64          # bytes of memory per byte of its memmap
 OOM_RE = re.compile(r'Out of memory|Killed process|invoked oom-killer')
 DRIVERS = ('ref', 'ours')
-SCENARIOS = ('basic', 'nofit', 'bigblock', 'mmom', 'grow')
+SCENARIOS = ('basic', 'inuse', 'nofit', 'bigblock', 'mmom', 'grow')
 
 
 def guest_cpu(g):
@@ -108,18 +117,58 @@ def memtotal_wants(base_kb, size, mmom):
         else {full_kb}
 
 
-def wait_seen(g, size, base_kb, t0, timeout, mmom=False):
+class Trace:
+    """For the pictures: the guest over one run of a scenario, from the
+    first request on. points are (s, QMP size in bytes, MemTotal - boot
+    MemTotal in kB, or None where it was not read), requests (s, bytes).
+    A traced run reads MemTotal at every poll, which costs the guest CPU
+    time: it is an extra run, not one of the timed ones."""
+
+    def __init__(self):
+        self.t0 = self.base_kb = None
+        self.points, self.requests = [], []
+
+    def _now(self):
+        if self.t0 is None:
+            self.t0 = time.monotonic()
+        return round(time.monotonic() - self.t0, 3)
+
+    def request(self, size, base_kb):
+        self.base_kb = base_kb
+        self.requests.append((self._now(), size))
+
+    def note(self, size, memtotal=None):
+        """Record a QMP size (and a MemTotal) just read."""
+        self.points.append((self._now(), size, None if memtotal is None
+                            else memtotal - self.base_kb))
+
+    def poll(self, g):
+        """Read, record and return QMP size and MemTotal."""
+        size, memtotal = g.plugged_size('vm0'), g.memtotal()
+        self.note(size, memtotal)
+        return size, memtotal
+
+    def data(self):
+        return {'points': self.points, 'requests': self.requests}
+
+
+def wait_seen(g, size, base_kb, t0, timeout, mmom=False, trace=None):
     """Seconds from t0 until QMP reports size and MemTotal is one of
     memtotal_wants(). MemTotal is only read once QMP agrees: the polling
-    itself costs guest CPU time, and should not while the driver works."""
+    itself costs guest CPU time, and should not while the driver works
+    (but at every poll for a trace)."""
     want_kb = base_kb + size // KiB
     wants = memtotal_wants(base_kb, size, mmom)
     deadline = t0 + timeout
     memtotal = None
     while True:
-        now = g.plugged_size('vm0')
+        if trace:
+            now, memtotal = trace.poll(g)
+        else:
+            now = g.plugged_size('vm0')
         if now == size:
-            memtotal = g.memtotal()
+            if not trace:
+                memtotal = g.memtotal()
             if memtotal in wants:
                 return time.monotonic() - t0
         if time.monotonic() > deadline:
@@ -129,17 +178,19 @@ def wait_seen(g, size, base_kb, t0, timeout, mmom=False):
         time.sleep(0.02)
 
 
-def resize(g, size, base_kb, timeout=STEP_TIMEOUT, mmom=False):
+def resize(g, size, base_kb, timeout=STEP_TIMEOUT, mmom=False, trace=None):
     """Seconds until the guest shows size (wait_seen()), and the guest's
     CPU time meanwhile."""
     c0 = guest_cpu(g)
     t0 = time.monotonic()
     g.set_requested('vm0', size)
-    took = wait_seen(g, size, base_kb, t0, timeout, mmom)
+    if trace:
+        trace.request(size, base_kb)
+    took = wait_seen(g, size, base_kb, t0, timeout, mmom, trace)
     return took, guest_cpu(g) - c0
 
 
-def settle(g, seen, quiet=5.0, limit=NOFIT_SETTLE_MAX):
+def settle(g, seen, quiet=5.0, limit=NOFIT_SETTLE_MAX, trace=None):
     """Wait until the size stops changing for quiet seconds (or limit);
     seen['size'] follows the last size read, also if the guest dies."""
     t_end = time.monotonic() + limit
@@ -147,7 +198,7 @@ def settle(g, seen, quiet=5.0, limit=NOFIT_SETTLE_MAX):
     since = time.monotonic()
     while time.monotonic() < t_end:
         time.sleep(0.5)
-        size = g.plugged_size('vm0')
+        size = trace.poll(g)[0] if trace else g.plugged_size('vm0')
         if size != seen['size']:
             seen['size'], since = size, time.monotonic()
         elif time.monotonic() - since >= quiet:
@@ -192,23 +243,36 @@ def recorded(g, r, prefix):
     r[f'{prefix}_console'] = g.console_path
 
 
-def run_basic(module, rep):
+def run_basic(module, rep, trace=None):
     """plug, idle unplug, unplug with a workload that fits: one boot."""
     r = {}
     g = boot(module, f'bench-{module}-{rep}')
     with recorded(g, r, 'basic'):
         r['boot_s'] = g.boot_time
         base = g.memtotal()
-        r['plug_s'], r['plug_cpu_s'] = resize(g, 4 * GiB, base)
-        r['unplug_s'], r['unplug_cpu_s'] = resize(g, 0, base)
-        resize(g, 4 * GiB, base)
+        r['plug_s'], r['plug_cpu_s'] = resize(g, 4 * GiB, base, trace=trace)
+        r['unplug_s'], r['unplug_cpu_s'] = resize(g, 0, base, trace=trace)
+        resize(g, 4 * GiB, base, trace=trace)
         fill_tmpfs(g, 1024)
-        r['fits_s'], r['fits_cpu_s'] = resize(g, 1 * GiB, base)
+        r['fits_s'], r['fits_cpu_s'] = resize(g, 1 * GiB, base, trace=trace)
         r['log_clean'] = not g.log_problems()
     return r
 
 
-def run_nofit(module, rep):
+def run_inuse(module, rep, trace=None):
+    """Unplug all 4 GiB while 512 MiB of tmpfs data sits in it: one boot."""
+    r = {}
+    g = boot(module, f'bench-inuse-{module}-{rep}')
+    with recorded(g, r, 'inuse'):
+        base = g.memtotal()
+        resize(g, 4 * GiB, base, trace=trace)
+        fill_tmpfs(g, 512)
+        r['inuse_s'], r['inuse_cpu_s'] = resize(g, 0, base, trace=trace)
+        r['inuse_log_clean'] = not g.log_problems()
+    return r
+
+
+def run_nofit(module, rep, trace=None):
     """Unplug while 3 GiB must stay in a 1+4 GiB guest; then free it."""
     r = {'survived': False}
     seen = {}
@@ -216,12 +280,14 @@ def run_nofit(module, rep):
     try:
         g.start()
         base = g.memtotal()
-        resize(g, 4 * GiB, base)
+        resize(g, 4 * GiB, base, trace=trace)
         fill_tmpfs(g, 3072)
         seen['size'] = 4 * GiB
         t0 = time.monotonic()
         g.set_requested('vm0', 0)
-        settle(g, seen)
+        if trace:
+            trace.request(0, base)
+        settle(g, seen, trace=trace)
         r['nofit_settle_s'] = time.monotonic() - t0
         c0 = guest_cpu(g)
         time.sleep(10)
@@ -232,7 +298,8 @@ def run_nofit(module, rep):
         r['survived'] = g.run('true', timeout=60)[0] == 0
         r['oom_kills'] = g.dmesg().count('Killed process')
         try:
-            r['resume_s'] = wait_seen(g, 0, base, t0, RESUME_CAP)
+            r['resume_s'] = wait_seen(g, 0, base, t0, RESUME_CAP,
+                                      trace=trace)
         except GuestDied:
             raise
         except GuestError:
@@ -252,7 +319,7 @@ def run_nofit(module, rep):
     return r
 
 
-def run_bigblock(module, rep):
+def run_bigblock(module, rep, trace=None):
     """plug and idle unplug with 2 GiB device blocks (bigger than Linux's
     128 MiB memory blocks): one boot."""
     r = {}
@@ -263,14 +330,14 @@ def run_bigblock(module, rep):
         r['bigblock_boot_s'] = g.boot_time
         base = g.memtotal()
         r['bigblock_plug_s'], r['bigblock_plug_cpu_s'] = \
-            resize(g, 4 * GiB, base)
+            resize(g, 4 * GiB, base, trace=trace)
         r['bigblock_unplug_s'], r['bigblock_unplug_cpu_s'] = \
-            resize(g, 0, base)
+            resize(g, 0, base, trace=trace)
         r['bigblock_log_clean'] = not g.log_problems()
     return r
 
 
-def run_mmom(module, rep):
+def run_mmom(module, rep, trace=None):
     """plug and idle unplug of 4 GiB in 2 MiB blocks, booted with
     memmap_on_memory: a driver that uses it takes no memmap from the
     guest's memory (and MemTotal grows by 4 GiB less the memmap): one
@@ -283,9 +350,10 @@ def run_mmom(module, rep):
         r['mmom_boot_s'] = g.boot_time
         base = g.memtotal()
         r['mmom_plug_s'], r['mmom_plug_cpu_s'] = \
-            resize(g, 4 * GiB, base, mmom=True)
+            resize(g, 4 * GiB, base, mmom=True, trace=trace)
         r['mmom_memmap_mib'] = (base + 4 * GiB // KiB - g.memtotal()) // KiB
-        r['mmom_unplug_s'], r['mmom_unplug_cpu_s'] = resize(g, 0, base)
+        r['mmom_unplug_s'], r['mmom_unplug_cpu_s'] = \
+            resize(g, 0, base, trace=trace)
         r['mmom_log_clean'] = not g.log_problems()
     return r
 
@@ -332,7 +400,7 @@ def said_alive(out):
         raise ValueError('not alive')
 
 
-def follow_growth(g, base_kb, t0, seen, mmom):
+def follow_growth(g, base_kb, t0, seen, mmom, trace=None):
     """Follow the growth to GROW_SIZE requested at t0.
 
     The device's size over QMP is polled (host side: no guest CPU time);
@@ -351,7 +419,10 @@ def follow_growth(g, base_kb, t0, seen, mmom):
     size_at = mt_at = t0
     mt_read = 0.0
     while True:
+        # A trace costs nothing more here: it records what is read anyway.
         size = g.plugged_size('vm0')
+        if trace:
+            trace.note(size)
         now = time.monotonic()
         if size != seen.get('size'):
             seen['size'], seen['grew_s'], size_at = size, now - t0, now
@@ -365,6 +436,8 @@ def follow_growth(g, base_kb, t0, seen, mmom):
             cpu, mt = ask(g, 'head -n1 /proc/stat; '
                           'grep ^MemTotal: /proc/meminfo', cpu_memtotal)
             mt_read = time.monotonic()
+            if trace:
+                trace.note(size, mt)
             if mt != seen.get('memtotal'):
                 seen.update(memtotal=mt, memtotal_s=mt_read - t0, cpu=cpu)
                 mt_at = mt_read
@@ -402,7 +475,7 @@ def grow_state(g, r, p):
     return 'alive'
 
 
-def run_grow(module, rep, phase, cmdline):
+def run_grow(module, rep, phase, cmdline, trace=None):
     """Request all of a 32 GiB device from a 512 MiB guest; follow it until
     it stops growing, then see what state the guest is in."""
     p = phase
@@ -429,7 +502,9 @@ def run_grow(module, rep, phase, cmdline):
         c0 = guest_cpu(g)
         t0 = time.monotonic()
         g.set_requested('vm0', GROW_SIZE)
-        end = follow_growth(g, base, t0, seen, bool(cmdline))
+        if trace:
+            trace.request(GROW_SIZE, base)
+        end = follow_growth(g, base, t0, seen, bool(cmdline), trace)
         r[f'{p}_reached'] = end == 'reached'
         if end == 'reached':
             r[f'{p}_s'] = seen['reached_s']
@@ -506,14 +581,16 @@ def run_grow(module, rep, phase, cmdline):
     return r
 
 
-def run_grow_all(module, rep):
+def run_grow_all(module, rep, traces=None):
+    """Both grow variants; with traces (a dict), each one's Trace in it."""
     r = {}
     for phase, cmdline in GROW_VARIANTS:
-        r.update(run_grow(module, rep, phase, cmdline))
+        trace = None if traces is None else traces.setdefault(phase, Trace())
+        r.update(run_grow(module, rep, phase, cmdline, trace))
     return r
 
 
-RUNNERS = {'basic': run_basic, 'nofit': run_nofit,
+RUNNERS = {'basic': run_basic, 'inuse': run_inuse, 'nofit': run_nofit,
            'bigblock': run_bigblock, 'mmom': run_mmom,
            'grow': run_grow_all}
 
@@ -538,6 +615,8 @@ ROWS = [(label, key, 'basic', 'basic') for label, key in (
     ('plug 0 -> 4 GiB (s)', 'plug_s'),
     ('unplug 4 GiB -> 0, idle (s)', 'unplug_s'),
     ('unplug, workload fits (s)', 'fits_s'),
+)] + [(label, key, 'inuse', 'inuse') for label, key in (
+    ('in use: unplug 4 GiB -> 0, 512 MiB tmpfs (s)', 'inuse_s'),
 )] + [(label, key, 'nofit', 'nofit') for label, key in (
     ('no-fit: unplugged (MiB)', 'nofit_unplugged_mib'),
     ('no-fit: guest survived (runs)', 'survived'),
@@ -559,6 +638,7 @@ ROWS = [(label, key, 'basic', 'basic') for label, key in (
     ('CPU: plug 4 GiB (s)', 'plug_cpu_s', 'basic', 'basic'),
     ('CPU: unplug 4 GiB idle (s)', 'unplug_cpu_s', 'basic', 'basic'),
     ('CPU: unplug, workload fits (s)', 'fits_cpu_s', 'basic', 'basic'),
+    ('CPU: in use: unplug 4 GiB (s)', 'inuse_cpu_s', 'inuse', 'inuse'),
     ('CPU: 10 s paused under pressure (s)', 'paused_cpu_s', 'nofit',
      'nofit'),
     ('CPU: bigblock plug 4 GiB (s)', 'bigblock_plug_cpu_s', 'bigblock',
@@ -687,6 +767,7 @@ def table(results, scenarios=SCENARIOS):
 # The time figures of the plot (not grow's: mostly words, and minutes).
 PLOT = [('plug', 'plug_s', 'basic'), ('unplug idle', 'unplug_s', 'basic'),
         ('unplug fits', 'fits_s', 'basic'),
+        ('unplug in use', 'inuse_s', 'inuse'),
         ('resume no-fit', 'resume_s', 'nofit'),
         ('bigblock plug', 'bigblock_plug_s', 'bigblock'),
         ('bigblock unplug', 'bigblock_unplug_s', 'bigblock'),
@@ -724,6 +805,32 @@ def svg(results, path, scenarios=SCENARIOS):
     out.append('</svg>')
     with open(path, 'w') as f:
         f.write('\n'.join(out) + '\n')
+
+
+# What each picture shows (its scenario's steps).
+TRACE_TITLES = {
+    'basic': '0 -> 4 GiB, -> 0 idle, -> 4 GiB, 1 GiB tmpfs, -> 1 GiB',
+    'inuse': '0 -> 4 GiB, 512 MiB tmpfs, -> 0',
+    'nofit': '0 -> 4 GiB, 3 GiB tmpfs, -> 0, tmpfs freed',
+    'bigblock': '2 GiB device blocks: 0 -> 4 GiB -> 0',
+    'mmom': 'memmap_on_memory: 0 -> 4 GiB -> 0',
+    'grow': '512 MiB guest: 0 -> 32 GiB',
+    'grow_mmom': '512 MiB guest, memmap_on_memory: 0 -> 32 GiB',
+}
+
+
+def traced_runs(args, traces):
+    """One more run of each scenario per driver, reading MemTotal at every
+    poll, for the pictures (grow's come from its first timed run, which
+    reads MemTotal anyway). Not in the table: the reads cost guest time."""
+    for scen in args.scenarios:
+        if scen == 'grow':
+            continue
+        for module in args.drivers:
+            print(f'trace: {scen} {module}', file=sys.stderr, flush=True)
+            tr = Trace()
+            r = RUNNERS[scen](module, 'trace', trace=tr)
+            traces.setdefault(scen, {})[module] = dict(tr.data(), result=r)
 
 
 def _sha256(path):
@@ -788,6 +895,8 @@ def main():
                     help='where the plot goes')
     ap.add_argument('--results', default=RESULTS_DIR,
                     help='where the raw results and the table go')
+    ap.add_argument('--no-trace', action='store_true',
+                    help='no extra traced run per scenario, no pictures')
     args = ap.parse_args()
     args.scenarios = [s for s in args.scenarios.split(',') if s]
     args.drivers = [d for d in args.drivers.split(',') if d]
@@ -801,17 +910,27 @@ def main():
     env = environment(args)
 
     results = {d: [] for d in args.drivers}
+    traces = {}          # {scenario or grow phase: {driver: trace}}
     for rep in range(args.reps):
         for module in args.drivers:
             print(f'rep {rep + 1}/{args.reps}: {module}', file=sys.stderr,
                   flush=True)
             r = {}
             for scen in SCENARIOS:
-                if scen in args.scenarios:
-                    print(f'  {scen}', file=sys.stderr, flush=True)
+                if scen not in args.scenarios:
+                    continue
+                print(f'  {scen}', file=sys.stderr, flush=True)
+                if scen == 'grow' and rep == 0 and not args.no_trace:
+                    got = {}
+                    r.update(run_grow_all(module, rep, got))
+                    for phase, tr in got.items():
+                        traces.setdefault(phase, {})[module] = tr.data()
+                else:
                     r.update(RUNNERS[scen](module, rep))
             results[module].append(r)
             print(f'  {json.dumps(r)}', file=sys.stderr, flush=True)
+    if not args.no_trace:
+        traced_runs(args, traces)
 
     text = f'{header(env)}\n\n{table(results, args.scenarios)}\n'
     # To the second: make bench runs one series after the other, and a
@@ -820,15 +939,26 @@ def main():
         .strftime('%Y-%m-%dT%H%M%SZ')
     raw = os.path.join(args.results, f'{stamp}.json')
     with open(raw, 'x') as f:
-        json.dump({'environment': env, 'results': results}, f, indent=1)
+        json.dump({'environment': env, 'results': results,
+                   'traces': traces}, f, indent=1)
         f.write('\n')
     with open(os.path.join(args.results, f'{stamp}.txt'), 'x') as f:
         f.write(text)
+    pictures = []
+    for name, per_driver in traces.items():
+        path = os.path.join(args.results, f'{stamp}-{name}.svg')
+        timeline_svg(per_driver, args.drivers,
+                     f'{name}: {TRACE_TITLES.get(name, name)}; '
+                     f'{env["guest_kernel"]}, commit {env["commit"][:12]}',
+                     path)
+        pictures.append(path)
     svg(results, os.path.join(args.out, 'bench-results.svg'),
         args.scenarios)
     print(text)
     print(f'raw results: {raw}\ntable: {raw[:-5]}.txt\n'
           f'plot: {args.out}/bench-results.svg')
+    for path in pictures:
+        print(f'picture: {path}')
 
 
 if __name__ == '__main__':
