@@ -29,6 +29,26 @@ TIMEOUT = 120
 _STAMP_RE = re.compile(r'^\[\d\d:\d\d:\d\d\] ', re.M)
 
 
+# A console line, less its printk time stamp; and the lines of a KTAP run:
+# indented, or a KTAP/TAP header, plan, result or diagnostic.
+_LINE_RE = re.compile(r'^(\[[ \d.]+\] )?(.*)$')
+_KTAP_RE = re.compile(r'\s|(K?TAP version |# |ok |not ok |\d+\.\.\d+)')
+
+
+def ktap_lines(log):
+    """The console log with the kernel's own unindented messages dropped
+    from the first KTAP line on. They are not results, and kunit.py's
+    parser loses its nesting on one printed between a suite's KTAP line
+    and its Subtest line (a device probing meanwhile)."""
+    out, started = [], False
+    for line in log.splitlines(keepends=True):
+        body = _LINE_RE.match(line.rstrip('\r\n')).group(2)
+        started = started or body.startswith(('KTAP version', 'TAP version'))
+        if not started or not body or _KTAP_RE.match(body):
+            out.append(line)
+    return ''.join(out)
+
+
 class KunitToolMissing(Exception):
     """The kernel source with kunit.py is not there (not unpacked)."""
 
@@ -56,7 +76,8 @@ class Result:
 
 def parse(log, json_path, kunit_py=None):
     """Run `kunit.py parse --json=json_path` over log (a console log:
-    kunit.py finds the KTAP in it); kunit.py's JSON stays in json_path."""
+    kunit.py finds the KTAP in it, ktap_lines() drops kernel messages
+    amid it); kunit.py's JSON stays in json_path."""
     kunit_py = kunit_py or KUNIT_PY
     if not os.path.isfile(kunit_py):
         raise KunitToolMissing(
@@ -69,7 +90,8 @@ def parse(log, json_path, kunit_py=None):
     with contextlib.suppress(FileNotFoundError):
         os.remove(json_path)
     p = subprocess.run(
-        [PYTHON, kunit_py, 'parse', f'--json={json_path}'], input=log,
+        [PYTHON, kunit_py, 'parse', f'--json={json_path}'],
+        input=ktap_lines(log),
         capture_output=True, encoding='utf-8', errors='replace',
         timeout=TIMEOUT,
         env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1',

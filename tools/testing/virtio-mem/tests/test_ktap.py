@@ -4,6 +4,8 @@ parse` (kunit_tool.py runs it from the unpacked linux-source-6.1) over
 canned logs shaped like Linux 6.1's, passing and failing. No VM needed;
 a failing KUnit case must fail test_kunit_suites_pass."""
 
+import re
+
 import pytest
 
 import kunit_tool
@@ -67,6 +69,22 @@ def test_passing_run(tmp_path):
     assert kunit_tool.problems(result, WANT) == []
     assert [g['name'] for g in result.tree['sub_groups']] == \
         ['suite_a', 'suite_b']
+
+
+def test_kernel_message_inside_a_suite_header(tmp_path):
+    """A kernel message printed between a suite's KTAP line and its
+    Subtest line (a keyboard probing meanwhile, as seen in a make check
+    run) is not part of the results: the run still passes."""
+    log = PASS_LOG.replace(
+        '[    1.000002]     KTAP version 1\n',
+        '[    1.000002]     KTAP version 1\n'
+        '[    1.000002] input: AT Translated Set 2 keyboard as '
+        '/devices/platform/i8042/serio0/input/input1\n', 1)
+    assert 'input: AT' in log
+    for text in (log, re.sub(r'^\[[ \d.]+\] ', '', log, flags=re.M)):
+        result = kunit_tool.parse(text, tmp_path / 'kunit.json')
+        assert result.ok, result.output
+        assert kunit_tool.problems(result, WANT) == []
 
 
 def test_failing_case_fails_with_kunit_py_report(tmp_path):
