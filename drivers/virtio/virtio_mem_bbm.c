@@ -236,13 +236,6 @@ static void vmem_bbm_settle(struct vmem *vm, unsigned long bb, int rc)
 }
 
 /*
- * Pages in use a big block may hold and still be offlined directly: one
- * in VMEM_BBM_DIRECT_SHARE. Offlining migrates them; so many move well
- * within the offline timeout even under TCG.
- */
-#define VMEM_BBM_DIRECT_SHARE 8
-
-/*
  * Fast path for a big block in ZONE_MOVABLE (or offline) with few pages in
  * use: offline and remove it without taking its pages first
  * (vmem_mm_remove_direct()). Returns -EAGAIN when the big block does not
@@ -253,7 +246,7 @@ static int vmem_bbm_remove_direct(struct vmem *vm, unsigned long bb)
 	return vmem_mm_remove_direct(vm, vmem_bbm_first_mb(vm, bb),
 				     vm->mbs_per_bb,
 				     PHYS_PFN(vm->bb_size) /
-				     VMEM_BBM_DIRECT_SHARE) ? -EAGAIN : 0;
+				     VMEM_DIRECT_SHARE) ? -EAGAIN : 0;
 }
 
 /*

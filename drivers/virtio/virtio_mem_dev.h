@@ -288,6 +288,13 @@ int vmem_mm_register(struct vmem *vm);
 void vmem_mm_unregister(struct vmem *vm, bool keep);
 int vmem_mm_add(struct vmem *vm, unsigned long mb, unsigned long nr);
 int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr);
+/*
+ * Pages in use a block may hold and still be offlined directly
+ * (vmem_mm_remove_direct()), in both modes: one in VMEM_DIRECT_SHARE.
+ * Offlining migrates them; so many move well within the offline timeout
+ * even under TCG.
+ */
+#define VMEM_DIRECT_SHARE 8
 int vmem_mm_remove_direct(struct vmem *vm, unsigned long mb, unsigned long nr,
 			  unsigned long max_used);
 void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,

@@ -273,11 +273,12 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
 
 /*
  * Pass 2 (fully plugged ZONE_MOVABLE blocks) goes in rounds, emptiest
- * first: blocks with nothing in use, then with at most an eighth in use,
- * are offlined directly (offlining migrates what is in use); a last round
- * takes the pages of the others. Where free blocks suffice, nothing moves.
+ * first: blocks with nothing in use, then with at most one
+ * VMEM_DIRECT_SHARE in use, are offlined directly (offlining migrates what
+ * is in use); a last round takes the pages of the others. Where free
+ * blocks suffice, nothing moves.
  */
-static const unsigned int vmem_sbm_direct_eighths[] = { 0, 1 };
+static const unsigned int vmem_sbm_direct_shares[] = { 0, 1 };
 
 /* One round over the blocks of @pass, highest first. */
 static int vmem_sbm_unplug_round(struct vmem *vm, int pass,
@@ -321,10 +322,11 @@ static int vmem_sbm_unplug(struct vmem *vm, u64 size)
 	int rc;
 
 	for (pass = 0; pass <= 3 && todo; pass++) {
-		rounds = pass == 2 ? ARRAY_SIZE(vmem_sbm_direct_eighths) : 0;
+		rounds = pass == 2 ? ARRAY_SIZE(vmem_sbm_direct_shares) : 0;
 		for (round = 0; round <= rounds && todo; round++) {
 			rc = vmem_sbm_unplug_round(vm, pass, round == rounds ? 0 :
-				mb_pages / 8 * vmem_sbm_direct_eighths[round],
+				mb_pages / VMEM_DIRECT_SHARE *
+				vmem_sbm_direct_shares[round],
 				round < rounds, &todo, &busy);
 			if (rc)
 				return rc;
