@@ -153,11 +153,12 @@ def wait_stopped(guest, dev, timeout=PLUG_TIMEOUT, quiet=3.0):
     counter = STOP_COUNTERS.get(why)
     if why != 'none' and counter and counter in a:
         n = a[counter]
-        guest.wait_until(lambda: guest.vmem_attr(dev, counter),
-                         cond=lambda v: v > n, timeout=timeout,
-                         interval=0.1,
-                         what=f'{dev}: one more look ({counter})')
-        now = guest.plugged_size(dev)
+        # The next look fails again (the counter moves) or gets further
+        # (the size moves, and the counter need not).
+        _, now = guest.wait_until(
+            lambda: (guest.vmem_attr(dev, counter), guest.plugged_size(dev)),
+            cond=lambda v: v[0] > n or v[1] != size, timeout=timeout,
+            interval=0.1, what=f'{dev}: one more look ({counter}, size)')
         if now != size:
             return wait_stopped(guest, dev, timeout, quiet)
     return size, why
