@@ -264,6 +264,40 @@ static void vmem_note_pressure(struct vmem *vm)
 		 vmem_mm_reserve_pages() >> (20 - PAGE_SHIFT));
 }
 
+/*
+ * Unplug stopped short of the request with nothing left to try now: pages
+ * that cannot be migrated (-ENOMEM; retried with backoff), or only online
+ * memory left while unplug_online is off (-ENOSPC). Say why, once per
+ * stop: sysfs has the reason too (unplug_wait).
+ */
+static void vmem_note_unplug_stop(struct vmem *vm, int rc)
+{
+	u64 req = vm->cfg.requested_size, kernel;
+
+	/* Else memory in transition: the notifier queues the work. */
+	if (rc == -ENOSPC && READ_ONCE(vmem_unplug_online))
+		return;
+	if (vm->stop_logged[0] == req && vm->stop_logged[1] == vm->plugged)
+		return;
+	vm->stop_logged[0] = req;
+	vm->stop_logged[1] = vm->plugged;
+	if (rc == -ENOSPC) {
+		dev_info(&vm->vdev->dev,
+			 "unplug stopped at %llu MiB plugged (%llu MiB requested): only online memory is left and unplug_online is off\n",
+			 vm->plugged >> 20, req >> 20);
+		return;
+	}
+	kernel = vmem_mm_kernel_zone_size(vm);
+	if (kernel)
+		dev_info(&vm->vdev->dev,
+			 "unplug stopped at %llu MiB plugged (%llu MiB requested): pages in use could not be migrated; %llu MiB of it is online outside ZONE_MOVABLE, where kernel allocations cannot move; retrying\n",
+			 vm->plugged >> 20, req >> 20, kernel >> 20);
+	else
+		dev_info(&vm->vdev->dev,
+			 "unplug stopped at %llu MiB plugged (%llu MiB requested): pages in use could not be migrated (pinned); retrying\n",
+			 vm->plugged >> 20, req >> 20);
+}
+
 static void vmem_work_fn(struct work_struct *work)
 {
 	struct vmem *vm = container_of(to_delayed_work(work), struct vmem,
@@ -304,6 +338,8 @@ static void vmem_work_fn(struct work_struct *work)
 			       rc ? vmem_unplug_wait_for(rc) :
 			       requested < vm->plugged ? VMEM_UNPLUG_UNIT :
 			       VMEM_UNPLUG_NONE);
+	if (unplugging && (rc == -ENOMEM || rc == -ENOSPC))
+		vmem_note_unplug_stop(vm, rc);
 
 	if ((rc != -ENOBUFS || !unplugging) && vm->warned_pressure) {
 		vm->warned_pressure = false;

@@ -180,6 +180,8 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @mismatch: plugged sizes (device's, driver's) that differed when last
  *	checked
  * @warned_pressure: the unplug pause for memory pressure was reported
+ * @stop_logged: (requested, plugged) sizes at which the last unplug that
+ *	stopped short was reported; a stop is reported once
  * @stats: counters
  * @fault: fault injection (CONFIG_VIRTIO_MEM_FAULT_INJECTION)
  * @vmcore_cb: in a crash kernel, tells /proc/vmcore which pages are RAM
@@ -243,6 +245,7 @@ struct vmem {
 	enum vmem_unplug_wait unplug_wait;
 	u64 mismatch[2];
 	bool warned_pressure;
+	u64 stop_logged[2];
 
 	struct vmem_stats stats;
 	struct vmem_fault fault;
@@ -316,6 +319,7 @@ unsigned long vmem_mm_memmap_cost(struct vmem *vm);
 int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
+u64 vmem_mm_kernel_zone_size(struct vmem *vm);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
 bool vmem_mm_any_present(struct vmem *vm);
 

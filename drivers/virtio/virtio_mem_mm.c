@@ -388,6 +388,31 @@ bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb)
 }
 
 /**
+ * vmem_mm_kernel_zone_size() - plugged memory online outside ZONE_MOVABLE
+ * @vm: the device
+ *
+ * There the kernel's own allocations (slab, page tables) may sit, which
+ * cannot be migrated: the memory the online policy (kernel zones, or
+ * auto-movable's share of them) may keep from being unplugged.
+ *
+ * Return: bytes.
+ */
+u64 vmem_mm_kernel_zone_size(struct vmem *vm)
+{
+	unsigned long mb;
+	u64 size = 0;
+
+	mutex_lock(&vm->hp_lock);
+	for (mb = 0; mb < vm->sbm.nr_mbs; mb++)
+		if (vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_ONLINE &&
+		    !vmem_mm_mb_movable(vm, mb))
+			size += (u64)vmem_sbm_plugged_in_mb(&vm->sbm, mb) *
+				vm->sb_size;
+	mutex_unlock(&vm->hp_lock);
+	return size;
+}
+
+/**
  * vmem_mm_mb_in_use() - pages in use in an online ZONE_MOVABLE block
  * @vm: the device
  * @mb: memory block index, online

@@ -7,6 +7,7 @@ nothing but QMP and /proc also run against Debian's driver with
 VMTEST_MODULES=ref (to check the tests themselves).
 """
 
+import re
 import time
 
 import pytest
@@ -265,3 +266,73 @@ def test_config_flapping(make_guest, module):
     # block from an interrupted step), but empty blocks must be removed.
     assert want <= len(blocks) <= want + 1, \
         f'{len(blocks)} memory blocks for {fmt_size(sizes[-1])}: {blocks}'
+
+
+def region_zones(g, dev):
+    """{zone: online memory blocks} of the device's region, from the
+    valid_zones of each online block (which names the zone it is in)."""
+    info = g.device_info(dev)
+    bs = g.block_size_bytes
+    first = info['memaddr'] // bs
+    last = (info['memaddr'] + info['max-size']) // bs - 1
+    out = g.check(f'cd /sys/devices/system/memory; for i in $(seq {first} '
+                  f'{last}); do [ "$(cat memory$i/state 2>/dev/null)" = '
+                  f'online ] && cat memory$i/valid_zones; done; true')
+    zones = {}
+    for zone in out.split():
+        zones[zone] = zones.get(zone, 0) + 1
+    return zones
+
+
+STOP_RE = re.compile(r'unplug stopped at (\d+) MiB plugged \((\d+) MiB '
+                     r'requested\): pages in use could not be migrated; '
+                     r'(\d+) MiB of it is online outside ZONE_MOVABLE')
+
+
+@pytest.mark.parametrize('policy', ['auto-movable', 'online'])
+def test_policy_zones_unplug(make_guest, policy):
+    """The kernel's online policy decides the zones: auto-movable puts a
+    share of the added memory outside ZONE_MOVABLE, plain `online` all of
+    it. Kernel allocations made there after growing (20000 inodes and
+    dentries) cannot move. Unplugging everything under a workload: what
+    can go goes, and whatever stays is memory outside ZONE_MOVABLE, with
+    the driver saying so in sysfs (busy) and in the log; the workload is
+    intact and nothing is OOM-killed."""
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
+                   online='online',
+                   cmdline='memory_hotplug.online_policy=auto-movable'
+                   if policy == 'auto-movable' else '',
+                   # Look again soon: slab may free up meanwhile.
+                   params='backoff_max_ms=2000')
+    base = g.memtotal()
+    resize_step(g, 'vm0', 4 * GiB, base)
+    zones = region_zones(g, 'vm0')
+    want = {'Movable', 'Normal'} if policy == 'auto-movable' else {'Normal'}
+    assert set(zones) == want, \
+        f'{policy}: the device\'s blocks are in {zones}, want {want}'
+    fill = Memfill(g, anon_mb=128, file_mb=128)
+    fill.start()
+    g.check('mkdir -p /tmp/files && cd /tmp/files && seq 20000 | '
+            'xargs touch', timeout=300)
+    mark = g.log_mark()
+    g.set_requested('vm0', 0)
+    size, why = wait_stopped(g, 'vm0', timeout=300)
+    if size:
+        assert why == 'busy', \
+            f'{policy}: stopped at {fmt_size(size)} saying {why}, want busy'
+        stops = STOP_RE.findall(g.console_log()[mark:])
+        assert stops, f'{policy}: stopped at {fmt_size(size)} with ' \
+            'nothing in the log to say why'
+        left, req, kernel = (int(x) for x in stops[-1])
+        assert (left, req) == (size // MiB, 0), \
+            f'{policy}: the log says {left} of {req} MiB, QMP {size}'
+        # Only memory outside ZONE_MOVABLE may hold what cannot move.
+        assert kernel == left, \
+            f'{policy}: {left - kernel} MiB left in ZONE_MOVABLE'
+        assert set(region_zones(g, 'vm0')) <= {'Normal'}, \
+            f'{policy}: ZONE_MOVABLE blocks left online'
+    check_sizes(g, 'vm0', size, base)
+    fill.assert_intact()
+    assert_guest_alive(g)
+    assert_no_oom(g, since=mark)
+    g.assert_log_clean()
