@@ -24,7 +24,7 @@ unless said otherwise):
   inuse     plug 0 -> 4 GiB, write 512 MiB of tmpfs data (which lands in
             the device's memory), unplug 4 GiB -> 0: that data must move
             to the boot memory
-  bigblock  plug 0 -> 4 GiB and unplug 4 GiB -> 0 (idle) with 2 GiB device
+  bigblock  plug 0 -> 4 GiB and unplug 4 GiB -> 0 (idle) with 1 GiB device
             blocks, bigger than Linux's 128 MiB memory blocks
   mmom      plug 0 -> 4 GiB and unplug 4 GiB -> 0 (idle), booted with
             memory_hotplug.memmap_on_memory=1: how much memmap the driver
@@ -41,6 +41,17 @@ unless said otherwise):
             memory_hotplug.memmap_on_memory=1 ("grow mmom"), where that
             memmap may live on the added memory (MemTotal then leaves it
             out: 1/64 of what is added)
+  policy    512 MiB boot memory, one 32 GiB device, booted with
+            memory_hotplug.memmap_on_memory=1, once per online policy:
+            online_movable, the kernel's auto-movable
+            (memory_hotplug.online_policy=auto-movable, default ratio) and
+            online (kernel zones). Grow to 32 GiB (64x), note how much
+            memory went to ZONE_MOVABLE, write 128 MiB of tmpfs data and
+            20000 files (slab, which cannot move), then request 0: how far
+            the unplug gets before the device's size stands still for
+            POLICY_QUIET seconds, why it stopped (our unplug_wait and the
+            ZONE_NORMAL memory our log names), and the guest afterwards
+            (OOM kills)
 
 Every timing ends when the guest shows the change: the device reports the
 new size over QMP and the guest's MemTotal is the boot value plus that size
@@ -97,9 +108,24 @@ GROW_CMD_TIMEOUT = 60     # s for a guest command while it grows
 MMOM = 'memory_hotplug.memmap_on_memory=1'
 GROW_VARIANTS = (('grow', ''), ('grow_mmom', MMOM))
 MEMMAP_RATIO = 64          # bytes of memory per byte of its memmap
+# The policy scenario: (phase, auto_online_blocks, extra command line).
+AUTO_MOVABLE = 'memory_hotplug.online_policy=auto-movable'
+POLICIES = (('pol_movable', 'online_movable', MMOM),
+            ('pol_auto', 'online', f'{MMOM} {AUTO_MOVABLE}'),
+            ('pol_kernel', 'online', MMOM))
+POLICY_NAMES = {'pol_movable': 'online_movable', 'pol_auto': 'auto-movable',
+                'pol_kernel': 'online'}
+# s without a change of the device's size: the unplug has stopped. Longer
+# than our driver's longest retry delay (10 s) after memory that could not
+# be freed.
+POLICY_QUIET = 30.0
+POLICY_UNPLUG_LIMIT = 600  # s to follow the unplug at most
+STOP_RE = re.compile(r'unplug stopped at (\d+) MiB plugged .*?: ([^;\n]*)'
+                     r'(?:; (\d+) MiB of it is online outside ZONE_MOVABLE)?')
 OOM_RE = re.compile(r'Out of memory|Killed process|invoked oom-killer')
 DRIVERS = ('ref', 'ours')
-SCENARIOS = ('basic', 'inuse', 'nofit', 'bigblock', 'mmom', 'grow')
+SCENARIOS = ('basic', 'inuse', 'nofit', 'bigblock', 'mmom', 'grow',
+             'policy')
 
 
 def guest_cpu(g):
@@ -320,10 +346,10 @@ def run_nofit(module, rep, trace=None):
 
 
 def run_bigblock(module, rep, trace=None):
-    """plug and idle unplug with 2 GiB device blocks (bigger than Linux's
+    """plug and idle unplug with 1 GiB device blocks (bigger than Linux's
     128 MiB memory blocks): one boot."""
     r = {}
-    g = Guest(devices=[MemDevice('vm0', size='8G', block_size='2G')],
+    g = Guest(devices=[MemDevice('vm0', size='8G', block_size='1G')],
               module=module, online='online_movable',
               name=f'bench-bigblock-{module}-{rep}')
     with recorded(g, r, 'bigblock'):
@@ -590,9 +616,138 @@ def run_grow_all(module, rep, traces=None):
     return r
 
 
+def zone_sizes(out):
+    """{zone: GiB present} from the awk summary of /proc/zoneinfo."""
+    sizes = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[1].isdigit():
+            sizes[f[0]] = sizes.get(f[0], 0) + int(f[1]) * 4096
+    if not sizes:
+        raise ValueError('no zones')
+    return {z: gib(n) for z, n in sizes.items()}
+
+
+ZONES_CMD = ("awk '$1 == \"Node\" { z = $4 } $1 == \"present\" "
+             "{ print z, $2 }' /proc/zoneinfo")
+
+
+def follow_unplug(g, t0, seen):
+    """Follow an unplug to 0 requested at t0 (host side, QMP only): returns
+    'reached' when the device's size is 0, 'stopped' once it stood still
+    for POLICY_QUIET seconds, 'limit' after POLICY_UNPLUG_LIMIT. seen: the
+    last 'size' and 'shrank_s', seconds from t0 to its last change."""
+    since = time.monotonic()
+    while True:
+        size = g.plugged_size('vm0')
+        now = time.monotonic()
+        if size != seen.get('size'):
+            seen['size'], seen['shrank_s'], since = size, now - t0, now
+        if size == 0:
+            return 'reached'
+        if now - since >= POLICY_QUIET:
+            return 'stopped'
+        if now - t0 > POLICY_UNPLUG_LIMIT:
+            return 'limit'
+        time.sleep(0.25)
+
+
+def run_policy(module, rep, phase, online, cmdline):
+    """Grow a 512 MiB guest 64x under one online policy, load it, and
+    unplug everything: how far that gets, why it stops, the guest after."""
+    p = phase
+    r = {}
+    grown, shrunk = {}, {}
+    g = Guest(mem='512M', maxmem='40G',
+              devices=[MemDevice('vm0', size='32G', reserve=False)],
+              module=module, online=online, cmdline=cmdline,
+              name=f'bench-{phase}-{module}-{rep}')
+    state = 'error'
+    try:
+        try:
+            g.start()
+        except GuestError as e:
+            r[f'{p}_error'] = str(e).splitlines()[0]
+            raise
+        base = g.memtotal()
+        t0 = time.monotonic()
+        g.set_requested('vm0', GROW_SIZE)
+        end = follow_growth(g, base, t0, grown, True)
+        r[f'{p}_grown_gib'] = gib(grown['size'])
+        if end == 'reached':
+            r[f'{p}_grow_s'] = grown['reached_s']
+        zones = ask(g, ZONES_CMD, zone_sizes)
+        r[f'{p}_movable_gib'] = zones.get('Movable', 0.0)
+        r[f'{p}_kernel_gib'] = round(sum(
+            v for z, v in zones.items() if z != 'Movable'), 3)
+        # Data that can move, and slab (inodes, dentries) that cannot.
+        fill_tmpfs(g, 128)
+        g.check('mkdir /bench/files && cd /bench/files && '
+                'seq 20000 | xargs touch', timeout=300)
+        t0 = time.monotonic()
+        g.set_requested('vm0', 0)
+        r[f'{p}_unplug_end'] = follow_unplug(g, t0, shrunk)
+        ask(g, 'echo alive', said_alive)
+        attrs = g.vmem_sysfs('vm0')
+        r[f'{p}_sysfs_read'] = True
+        if 'unplug_wait' in attrs:
+            r[f'{p}_unplug_wait'] = attrs['unplug_wait']
+        stops = STOP_RE.findall(g.dmesg())
+        if stops:
+            r[f'{p}_stop_msg_mib'] = int(stops[-1][0])
+            r[f'{p}_stop_kernel_mib'] = int(stops[-1][2] or 0)
+        r[f'{p}_log_clean'] = not g.log_problems()
+    except NoAnswer as e:
+        r[f'{p}_noanswer'] = str(e).splitlines()[0]
+    except GuestDied:
+        pass                            # grow_state() tells
+    except GuestError as e:
+        if f'{p}_error' not in r:
+            r[f'{p}_hung'] = str(e).splitlines()[0]
+    finally:
+        if 'size' in shrunk:
+            # Also when the guest died: how far it got until then.
+            r[f'{p}_left_gib'] = gib(shrunk['size'])
+            r[f'{p}_shrink_s'] = shrunk['shrank_s']
+        try:
+            state = grow_state(g, r, p)
+        finally:
+            g.stop()
+    log = g.console_log()
+    oom = bool(OOM_RE.search(log))
+    r[f'{p}_oom_kills'] = log.count('Killed process')
+    if state == 'alive' and oom:
+        state = 'OOM'
+    r[f'{p}_guest'] = state
+    r[f'{p}_why'] = policy_why(r, p)
+    r[f'{p}_console'] = g.console_path
+    return r
+
+
+def policy_why(r, p):
+    """How the unplug to 0 ended, in the table's words."""
+    if f'{p}_left_gib' not in r:
+        return 'not run'
+    if r[f'{p}_left_gib'] == 0:
+        return 'reached 0'
+    wait = r.get(f'{p}_unplug_wait')
+    why = f'stopped: {wait}' if wait else 'stopped'
+    if r.get(f'{p}_stop_kernel_mib'):
+        why += f', {r[f"{p}_stop_kernel_mib"]} MiB in kernel zones'
+    return why
+
+
+def run_policy_all(module, rep, trace=None):
+    """The policy scenario: each online policy, one boot each."""
+    r = {}
+    for phase, online, cmdline in POLICIES:
+        r.update(run_policy(module, rep, phase, online, cmdline))
+    return r
+
+
 RUNNERS = {'basic': run_basic, 'inuse': run_inuse, 'nofit': run_nofit,
            'bigblock': run_bigblock, 'mmom': run_mmom,
-           'grow': run_grow_all}
+           'grow': run_grow_all, 'policy': run_policy_all}
 
 
 def grow_rows(phase, name):
@@ -606,6 +761,21 @@ def grow_rows(phase, name):
         (f'{name}: MemAvailable after (GiB)', f'{phase}_memavail_gib'),
         (f'{name}: plug_wait', f'{phase}_plug_wait'),
         (f'{name}: memmap_stops', f'{phase}_memmap_stops'),
+    ]
+
+
+def policy_rows(phase):
+    name = POLICY_NAMES[phase]
+    return [
+        (f'{name}: 0 -> 32 GiB (s)', f'{phase}_grow_s'),
+        (f'{name}: grown to, QMP (GiB)', f'{phase}_grown_gib'),
+        (f'{name}: ZONE_MOVABLE at the top (GiB)', f'{phase}_movable_gib'),
+        (f'{name}: other zones at the top (GiB)', f'{phase}_kernel_gib'),
+        (f'{name}: unplug to 0: left plugged (GiB)', f'{phase}_left_gib'),
+        (f'{name}: unplug: last change after (s)', f'{phase}_shrink_s'),
+        (f'{name}: unplug ended', f'{phase}_why'),
+        (f'{name}: guest afterwards', f'{phase}_guest'),
+        (f'{name}: OOM kills', f'{phase}_oom_kills'),
     ]
 
 
@@ -635,6 +805,8 @@ ROWS = [(label, key, 'basic', 'basic') for label, key in (
      for label, key in grow_rows('grow_mmom', 'grow mmom')
      + [('grow mmom: memmap_on_memory on (runs)', 'grow_mmom_mmom_enabled')]] \
   + [
+] + [(label, key, 'policy', p)
+       for p, _, _ in POLICIES for label, key in policy_rows(p)] + [
     ('CPU: plug 4 GiB (s)', 'plug_cpu_s', 'basic', 'basic'),
     ('CPU: unplug 4 GiB idle (s)', 'unplug_cpu_s', 'basic', 'basic'),
     ('CPU: unplug, workload fits (s)', 'fits_cpu_s', 'basic', 'basic'),
@@ -652,16 +824,19 @@ ROWS = [(label, key, 'basic', 'basic') for label, key in (
 ]
 PHASE = {key: phase for _, key, _, phase in ROWS}
 GROW_PHASES = {phase for phase, _ in GROW_VARIANTS}
+POLICY_PHASES = {phase for phase, _, _ in POLICIES}
 # Attributes only our driver has.
 SYSFS_KEYS = {f'{p}_{k}' for p in GROW_PHASES
               for k in ('plug_wait', 'memmap_stops')}
 NOTES = {
-    'bigblock': 'bigblock: 1 GiB guest, one 8 GiB device with 2 GiB '
+    'bigblock': 'bigblock: 1 GiB guest, one 8 GiB device with 1 GiB '
                 'device blocks',
     'mmom': 'mmom: 1 GiB guest, one 8 GiB device with 2 MiB device '
             f'blocks, booted with {MMOM}',
     'grow': 'grow: 512 MiB guest, one 32 GiB device, all of it requested\n'
             f'grow mmom: the same, booted with {MMOM}',
+    'policy': 'policies: 512 MiB guest, one 32 GiB device, booted with '
+              f'{MMOM}; 0 -> 32 GiB, 128 MiB tmpfs + 20000 files, -> 0',
 }
 
 
@@ -675,6 +850,9 @@ def missing_reason(r, key):
     if phase in GROW_PHASES and key == f'{phase}_s' \
             and r.get(f'{phase}_outcome'):
         return r[f'{phase}_outcome']
+    if phase in POLICY_PHASES and key == f'{phase}_grow_s' \
+            and f'{phase}_grown_gib' in r:
+        return f'stopped at {gib_text(r[f"{phase}_grown_gib"] * GiB)} GiB'
     if r.get(f'{phase}_died'):
         return 'guest panicked' if r.get(f'{phase}_panic') else 'guest died'
     if r.get(f'{phase}_hung'):
@@ -812,7 +990,7 @@ TRACE_TITLES = {
     'basic': '0 -> 4 GiB, -> 0 idle, -> 4 GiB, 1 GiB tmpfs, -> 1 GiB',
     'inuse': '0 -> 4 GiB, 512 MiB tmpfs, -> 0',
     'nofit': '0 -> 4 GiB, 3 GiB tmpfs, -> 0, tmpfs freed',
-    'bigblock': '2 GiB device blocks: 0 -> 4 GiB -> 0',
+    'bigblock': '1 GiB device blocks: 0 -> 4 GiB -> 0',
     'mmom': 'memmap_on_memory: 0 -> 4 GiB -> 0',
     'grow': '512 MiB guest: 0 -> 32 GiB',
     'grow_mmom': '512 MiB guest, memmap_on_memory: 0 -> 32 GiB',
@@ -824,7 +1002,7 @@ def traced_runs(args, traces):
     poll, for the pictures (grow's come from its first timed run, which
     reads MemTotal anyway). Not in the table: the reads cost guest time."""
     for scen in args.scenarios:
-        if scen == 'grow':
+        if scen in ('grow', 'policy'):
             continue
         for module in args.drivers:
             print(f'trace: {scen} {module}', file=sys.stderr, flush=True)
