@@ -10,8 +10,9 @@
  * to Linux. Memory blocks of a big block share its state, except for
  * VMEM_MB_ONLINE/OFFLINE, which follow sysfs.
  *
- * A big block in ZONE_MOVABLE (or offline) with few pages in use is
- * offlined and removed directly: only those pages move, nothing is zeroed.
+ * A big block in ZONE_MOVABLE (or offline) with few pages in use, or
+ * online elsewhere with none, is offlined and removed directly: only those
+ * pages move, nothing is zeroed.
  * Any other online memory takes the safe path: every page is first
  * isolated and migrated away (failing instead of waiting when a page cannot
  * move), within a headroom checked once per big block, so offlining never
@@ -237,7 +238,8 @@ static void vmem_bbm_settle(struct vmem *vm, unsigned long bb, int rc)
 
 /*
  * Fast path for a big block in ZONE_MOVABLE (or offline) with few pages in
- * use: offline and remove it without taking its pages first
+ * use, or elsewhere with none: offline and remove it without taking its
+ * pages first
  * (vmem_mm_remove_direct()). Returns -EAGAIN when the big block does not
  * qualify or offlining failed: the caller then takes its pages first.
  */

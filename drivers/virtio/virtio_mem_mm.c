@@ -413,18 +413,18 @@ u64 vmem_mm_kernel_zone_size(struct vmem *vm)
 }
 
 /**
- * vmem_mm_mb_in_use() - pages in use in an online ZONE_MOVABLE block
+ * vmem_mm_mb_in_use() - pages in use in an online memory block
  * @vm: the device
  * @mb: memory block index, online
  * @max: stop counting past this many
  *
  * A racy look at the buddy allocator, good enough to pick a fast path:
- * offlining re-checks everything, and in ZONE_MOVABLE anything allocated
- * meanwhile can be migrated. Free pages are those in the buddy or on a
+ * offlining re-checks everything: in ZONE_MOVABLE anything allocated
+ * meanwhile can be migrated, elsewhere isolation refuses a block that got
+ * a page that cannot move. Free pages are those in the buddy or on a
  * per-CPU list; a block's own memmap goes with it and does not count.
  *
- * Return: pages in use, at most @max + 1; ULONG_MAX if the block is not
- * in ZONE_MOVABLE.
+ * Return: pages in use, at most @max + 1.
  */
 static unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
 				       unsigned long max)
@@ -433,8 +433,6 @@ static unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
 	unsigned long end = pfn + PHYS_PFN(vm->mb_size);
 	unsigned long used = 0;
 
-	if (!vmem_mm_mb_movable(vm, mb))
-		return ULONG_MAX;
 	if (vmem_mm_mb_self_hosted(vm, mb))
 		pfn += vmem_mm_memmap_pages(vm);
 	while (pfn < end && used <= max) {
@@ -941,8 +939,9 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr)
  * The fast way to unplug memory Linux hardly uses: offlining migrates the
  * few pages in use, while taking the pages first (vmem_mm_take_pages())
  * would have the kernel zero every free one (init_on_alloc) just before
- * the device discards it. Each block must be offline, or online in
- * ZONE_MOVABLE, and the guest must be able to spare the online ones.
+ * the device discards it. Each block must be offline, online in
+ * ZONE_MOVABLE, or online elsewhere with nothing in use, and the guest
+ * must be able to spare the online ones.
  * Offlining re-checks every page and is bounded (vmem_mm_remove()). A page
  * that cannot move keeps it busy until then: after one such failure, only
  * blocks with nothing in use (@max_used 0) qualify until the caller has
@@ -964,9 +963,13 @@ int vmem_mm_remove_direct(struct vmem *vm, unsigned long mb, unsigned long nr,
 		case VMEM_MB_OFFLINE:
 			break;
 		case VMEM_MB_ONLINE:
-			/* ULONG_MAX outside ZONE_MOVABLE: over any budget. */
+			/*
+			 * Outside ZONE_MOVABLE a page in use may be one that
+			 * cannot move: only a free block qualifies there.
+			 */
 			n = vmem_mm_mb_in_use(vm, mb + i, max_used - used);
-			ok = n <= max_used - used;
+			ok = n <= max_used - used &&
+			     (!n || vmem_mm_mb_movable(vm, mb + i));
 			used += ok ? n : 0;
 			online++;
 			break;
