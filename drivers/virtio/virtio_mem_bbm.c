@@ -136,10 +136,11 @@ static int vmem_bbm_plug(struct vmem *vm, u64 size)
 {
 	unsigned long todo = div64_u64(size, vm->bb_size);
 	unsigned long nr = vmem_bbm_count(vm, vm->usable_mbs);
-	unsigned long bb;
+	unsigned long i, bb;
 	int rc;
 
-	for (bb = 0; todo && bb < nr; bb++) {
+	for (i = 0; todo && i < nr; i++) {
+		bb = vmem_plug_order(i, nr);
 		if (vmem_bbm_state(vm, bb) != VMEM_MB_UNUSED)
 			continue;
 		if (vmem_restart_pending(vm))
@@ -285,7 +286,10 @@ static int vmem_bbm_unplug_bb(struct vmem *vm, unsigned long bb)
 	return rc;
 }
 
-/* Unplug order: not in Linux, offline, movable, the rest; highest first. */
+/*
+ * Unplug order: not in Linux, offline, movable, the rest; each in reverse
+ * plug order (vmem_plug_order()): big block 1, then highest first.
+ */
 static int vmem_bbm_unplug_pass(struct vmem *vm, unsigned long bb)
 {
 	unsigned long mb = vmem_bbm_first_mb(vm, bb);
@@ -309,12 +313,13 @@ static int vmem_bbm_unplug_pass(struct vmem *vm, unsigned long bb)
 static int vmem_bbm_unplug(struct vmem *vm, u64 size)
 {
 	unsigned long todo = div64_u64(size, vm->bb_size);
-	unsigned long bb, nr = vmem_bbm_count(vm, vm->sbm.nr_mbs);
+	unsigned long i, bb, nr = vmem_bbm_count(vm, vm->sbm.nr_mbs);
 	bool busy = false;
 	int pass, rc;
 
 	for (pass = 0; pass <= 3 && todo; pass++) {
-		for (bb = nr; todo && bb-- > 0;) {
+		for (i = nr; todo && i-- > 0;) {
+			bb = vmem_plug_order(i, nr);
 			if (vmem_bbm_unplug_pass(vm, bb) != pass)
 				continue;
 			if (vmem_restart_pending(vm))

@@ -218,53 +218,39 @@ bool vmem_sbm_next_run(const struct vmem_sbm *sbm, unsigned long mb,
 }
 
 /**
- * vmem_sbm_count_unused() - length of a run of unused memory blocks
+ * vmem_sbm_next_new() - the unused memory blocks to add next
  * @sbm: bookkeeping
- * @mb: first memory block of the run
- * @limit: memory blocks at or after @limit are not usable
- * @max: stop counting at @max
+ * @limit: memory blocks at or after @limit are not used
+ * @max: most memory blocks wanted
+ * @mb: set to the first of them
  *
- * Return: how many memory blocks starting at @mb are unused, at most @max.
+ * The first unused memory block in plug order (vmem_plug_order()), and
+ * those that follow it both in plug order and in address, so that one
+ * request can plug them all.
+ *
+ * Return: how many, at most @max; 0 if no unused memory block is left.
  */
-unsigned long vmem_sbm_count_unused(const struct vmem_sbm *sbm,
-				    unsigned long mb, unsigned long limit,
-				    unsigned long max)
+unsigned long vmem_sbm_next_new(const struct vmem_sbm *sbm,
+				unsigned long limit, unsigned long max,
+				unsigned long *mb)
 {
-	unsigned long nr = 0;
+	unsigned long i, first, nr = 0;
 
 	limit = min(limit, sbm->nr_mbs);
-	while (mb + nr < limit && nr < max &&
-	       sbm->state[mb + nr] == VMEM_MB_UNUSED)
-		nr++;
-	return nr;
-}
-
-/**
- * vmem_sbm_find_state() - find the next memory block in @state
- * @sbm: bookkeeping
- * @from: first memory block to look at
- * @limit: memory blocks at or after @limit are not looked at
- * @state: state to look for
- * @mb: set to the memory block found
- *
- * Return: true if one was found.
- */
-bool vmem_sbm_find_state(const struct vmem_sbm *sbm, unsigned long from,
-			 unsigned long limit, enum vmem_mb_state state,
-			 unsigned long *mb)
-{
-	unsigned long i;
-
-	limit = min(limit, sbm->nr_mbs);
-	if (!sbm->count[state])
-		return false;
-	for (i = from; i < limit; i++) {
-		if (sbm->state[i] == state) {
-			*mb = i;
-			return true;
-		}
+	if (!sbm->count[VMEM_MB_UNUSED])
+		return 0;
+	for (i = 0; i < limit; i++) {
+		first = vmem_plug_order(i, limit);
+		if (sbm->state[first] != VMEM_MB_UNUSED)
+			continue;
+		while (nr < max && i + nr < limit &&
+		       vmem_plug_order(i + nr, limit) == first + nr &&
+		       sbm->state[first + nr] == VMEM_MB_UNUSED)
+			nr++;
+		*mb = first;
+		return nr;
 	}
-	return false;
+	return 0;
 }
 
 /**

@@ -71,12 +71,6 @@ bool vmem_sbm_find_run(const struct vmem_sbm *sbm, unsigned long from,
 bool vmem_sbm_next_run(const struct vmem_sbm *sbm, unsigned long mb,
 		       unsigned int from, bool plugged, unsigned int *start,
 		       unsigned int *nr);
-unsigned long vmem_sbm_count_unused(const struct vmem_sbm *sbm,
-				    unsigned long mb, unsigned long limit,
-				    unsigned long max);
-bool vmem_sbm_find_state(const struct vmem_sbm *sbm, unsigned long from,
-			 unsigned long limit, enum vmem_mb_state state,
-			 unsigned long *mb);
 
 /* Index of sub-block @sb of memory block @mb, from the region start. */
 static inline unsigned long vmem_sbm_index(const struct vmem_sbm *sbm,
@@ -86,6 +80,31 @@ static inline unsigned long vmem_sbm_index(const struct vmem_sbm *sbm,
 }
 
 unsigned long vmem_max_units_per_req(u64 unit_size, u64 block_size);
+
+/**
+ * vmem_plug_order() - the unit to add @i-th, of @nr
+ * @i: position in plug order, below @nr
+ * @nr: units (memory blocks, or big blocks) of the region
+ *
+ * Lowest address first, but unit 1 last; unplugging goes the other way,
+ * unit 1 first. While unit 1 is missing, the kernel's zone contiguity
+ * check, which walks the zone up to its first hole at every onlining and
+ * offlining (set_zone_contiguous()), stops there: without a hole that
+ * walk grows with the memory added, and growing by hundreds of GiB costs
+ * time that grows with the square of the size.
+ *
+ * Return: the unit's index.
+ */
+static inline unsigned long vmem_plug_order(unsigned long i, unsigned long nr)
+{
+	if (nr < 3 || i < 1)
+		return i;
+	return i == nr - 1 ? 1 : i + 1;
+}
+
+unsigned long vmem_sbm_next_new(const struct vmem_sbm *sbm,
+				unsigned long limit, unsigned long max,
+				unsigned long *mb);
 
 /**
  * vmem_backoff_next() - next delay of a bounded exponential backoff

@@ -282,70 +282,55 @@ static void vmem_sbm_next_run_past_block_end_finds_nothing(struct kunit *test)
 						   &start, &nr));
 }
 
-static void vmem_sbm_count_unused_stops_at_used_block(struct kunit *test)
+static void vmem_plug_order_puts_unit_1_last(struct kunit *test)
 {
-	struct vmem_sbm *sbm = test->priv;
+	static const unsigned long four[] = { 0, 2, 3, 1 };
+	unsigned long i, seen = 0;
 
-	vmem_sbm_set_state(sbm, 1, VMEM_MB_ONLINE);
-
-	KUNIT_EXPECT_EQ(test, vmem_sbm_count_unused(sbm, 0, NR_MBS, 10), 1);
-	KUNIT_EXPECT_EQ(test, vmem_sbm_count_unused(sbm, 1, NR_MBS, 10), 0);
-	KUNIT_EXPECT_EQ(test, vmem_sbm_count_unused(sbm, 2, NR_MBS, 10), 2);
+	for (i = 0; i < ARRAY_SIZE(four); i++)
+		KUNIT_EXPECT_EQ(test, vmem_plug_order(i, 4), four[i]);
+	/* Too few units for a hole to matter: address order. */
+	KUNIT_EXPECT_EQ(test, vmem_plug_order(1, 2), 1);
+	KUNIT_EXPECT_EQ(test, vmem_plug_order(0, 1), 0);
+	/* Every unit once. */
+	for (i = 0; i < 20; i++)
+		seen |= 1UL << vmem_plug_order(i, 20);
+	KUNIT_EXPECT_EQ(test, seen, (1UL << 20) - 1);
 }
 
-static void vmem_sbm_count_unused_respects_limit_and_max(struct kunit *test)
-{
-	struct vmem_sbm *sbm = test->priv;
-
-	KUNIT_EXPECT_EQ(test, vmem_sbm_count_unused(sbm, 0, 2, 10), 2);
-	KUNIT_EXPECT_EQ(test, vmem_sbm_count_unused(sbm, 0, NR_MBS, 3), 3);
-	KUNIT_EXPECT_EQ(test, vmem_sbm_count_unused(sbm, 1, ULONG_MAX, 10),
-			NR_MBS - 1);
-	KUNIT_EXPECT_EQ(test, vmem_sbm_count_unused(sbm, NR_MBS, ULONG_MAX, 10),
-			0);
-}
-
-static void vmem_sbm_find_state_finds_first_from(struct kunit *test)
+static void vmem_sbm_next_new_leaves_block_1_for_last(struct kunit *test)
 {
 	struct vmem_sbm *sbm = test->priv;
 	unsigned long mb = ULONG_MAX;
 
-	vmem_sbm_set_state(sbm, 1, VMEM_MB_ONLINE);
-	vmem_sbm_set_state(sbm, 3, VMEM_MB_ONLINE);
-
-	KUNIT_ASSERT_TRUE(test, vmem_sbm_find_state(sbm, 0, NR_MBS,
-						    VMEM_MB_ONLINE, &mb));
-	KUNIT_EXPECT_EQ(test, mb, 1);
-	KUNIT_ASSERT_TRUE(test, vmem_sbm_find_state(sbm, 2, NR_MBS,
-						    VMEM_MB_ONLINE, &mb));
-	KUNIT_EXPECT_EQ(test, mb, 3);
-	KUNIT_ASSERT_TRUE(test, vmem_sbm_find_state(sbm, 1, NR_MBS,
-						    VMEM_MB_UNUSED, &mb));
+	/* Block 0 alone: block 1 does not follow it in plug order. */
+	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, NR_MBS, 10, &mb), 1);
+	KUNIT_EXPECT_EQ(test, mb, 0);
+	vmem_sbm_set_state(sbm, 0, VMEM_MB_ONLINE);
+	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, NR_MBS, 10, &mb), 2);
 	KUNIT_EXPECT_EQ(test, mb, 2);
-}
-
-static void vmem_sbm_find_state_respects_limit(struct kunit *test)
-{
-	struct vmem_sbm *sbm = test->priv;
-	unsigned long mb = ULONG_MAX;
-
+	vmem_sbm_set_state(sbm, 2, VMEM_MB_ONLINE);
 	vmem_sbm_set_state(sbm, 3, VMEM_MB_OFFLINE);
-
-	KUNIT_EXPECT_FALSE(test, vmem_sbm_find_state(sbm, 0, 3,
-						     VMEM_MB_OFFLINE, &mb));
-	KUNIT_EXPECT_TRUE(test, vmem_sbm_find_state(sbm, 0, ULONG_MAX,
-						    VMEM_MB_OFFLINE, &mb));
-	KUNIT_EXPECT_EQ(test, mb, 3);
+	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, NR_MBS, 10, &mb), 1);
+	KUNIT_EXPECT_EQ(test, mb, 1);
+	vmem_sbm_set_state(sbm, 1, VMEM_MB_ONLINE);
+	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, NR_MBS, 10, &mb), 0);
 }
 
-static void vmem_sbm_find_state_none_in_state(struct kunit *test)
+static void vmem_sbm_next_new_respects_limit_and_max(struct kunit *test)
 {
 	struct vmem_sbm *sbm = test->priv;
 	unsigned long mb = ULONG_MAX;
 
-	KUNIT_EXPECT_FALSE(test, vmem_sbm_find_state(sbm, 0, NR_MBS,
-						     VMEM_MB_REMOVING, &mb));
-	KUNIT_EXPECT_EQ(test, mb, ULONG_MAX);
+	/* Two usable blocks: address order, one run. */
+	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, 2, 10, &mb), 2);
+	KUNIT_EXPECT_EQ(test, mb, 0);
+	vmem_sbm_set_state(sbm, 0, VMEM_MB_ONLINE);
+	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, NR_MBS, 1, &mb), 1);
+	KUNIT_EXPECT_EQ(test, mb, 2);
+	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, ULONG_MAX, 10, &mb), 2);
+	KUNIT_EXPECT_EQ(test, mb, 2);
+	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, 0, 10, &mb), 0);
 }
 
 static struct kunit_case vmem_sbm_cases[] = {
@@ -366,11 +351,9 @@ static struct kunit_case vmem_sbm_cases[] = {
 	KUNIT_CASE(vmem_sbm_find_run_empty_range_finds_nothing),
 	KUNIT_CASE(vmem_sbm_next_run_stays_in_memory_block),
 	KUNIT_CASE(vmem_sbm_next_run_past_block_end_finds_nothing),
-	KUNIT_CASE(vmem_sbm_count_unused_stops_at_used_block),
-	KUNIT_CASE(vmem_sbm_count_unused_respects_limit_and_max),
-	KUNIT_CASE(vmem_sbm_find_state_finds_first_from),
-	KUNIT_CASE(vmem_sbm_find_state_respects_limit),
-	KUNIT_CASE(vmem_sbm_find_state_none_in_state),
+	KUNIT_CASE(vmem_plug_order_puts_unit_1_last),
+	KUNIT_CASE(vmem_sbm_next_new_leaves_block_1_for_last),
+	KUNIT_CASE(vmem_sbm_next_new_respects_limit_and_max),
 	{}
 };
 

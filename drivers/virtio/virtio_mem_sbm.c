@@ -9,7 +9,8 @@
  *
  * Unplug order: offline memory first (nobody uses it), then online memory,
  * partially plugged blocks before full ones, ZONE_MOVABLE before other
- * zones, highest addresses first. Memory in use is never unplugged: online
+ * zones, highest addresses first (but the region's second memory block
+ * before all: vmem_plug_order()). Memory in use is never unplugged: online
  * sub-blocks are freed by isolating and migrating their pages first.
  */
 #include <linux/memory.h>
@@ -280,15 +281,16 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
  */
 static const unsigned int vmem_sbm_direct_shares[] = { 0, 1 };
 
-/* One round over the blocks of @pass, highest first. */
+/* One round over the blocks of @pass, in reverse plug order. */
 static int vmem_sbm_unplug_round(struct vmem *vm, int pass,
 				 unsigned long max_used, bool direct_only,
 				 unsigned long *todo, bool *busy)
 {
-	unsigned long mb;
+	unsigned long i, mb, nr = vm->sbm.nr_mbs;
 	int rc;
 
-	for (mb = vm->sbm.nr_mbs; *todo && mb-- > 0;) {
+	for (i = nr; *todo && i-- > 0;) {
+		mb = vmem_plug_order(i, nr);
 		if (vmem_sbm_unplug_pass(vm, mb) != pass)
 			continue;
 		if (vmem_restart_pending(vm))
@@ -423,12 +425,11 @@ static int vmem_sbm_plug_new(struct vmem *vm, unsigned long *todo)
 			return rc;
 		if (vmem_restart_pending(vm))
 			return -EINTR;
-		if (!vmem_sbm_find_state(&vm->sbm, 0, vm->usable_mbs,
-					 VMEM_MB_UNUSED, &mb))
+		nr_mbs = vmem_sbm_next_new(&vm->sbm, vm->usable_mbs,
+					   min(budget, DIV_ROUND_UP(*todo, spm)),
+					   &mb);
+		if (!nr_mbs)
 			return -ENOSPC;
-		nr_mbs = vmem_sbm_count_unused(&vm->sbm, mb, vm->usable_mbs,
-					       min(budget,
-						   DIV_ROUND_UP(*todo, spm)));
 
 		/* Mostly one run; bits left by a failed undo split it. */
 		first = vmem_sbm_index(&vm->sbm, mb, 0);
@@ -456,7 +457,8 @@ static int vmem_sbm_plug_new(struct vmem *vm, unsigned long *todo)
  * @size: bytes to plug; rounded down to whole sub-blocks
  *
  * Fills partially plugged memory blocks first (online ones, then offline
- * ones), then plugs and adds new memory blocks, lowest address first.
+ * ones), then plugs and adds new memory blocks, lowest address first but
+ * the second memory block last (vmem_plug_order()).
  *
  * Return: 0 when done; -ENOSPC when no more memory can be added now (offline
  * cap, no usable memory block left); -ENOBUFS when the memmap of more would
