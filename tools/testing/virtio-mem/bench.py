@@ -41,6 +41,14 @@ unless said otherwise):
             memory_hotplug.memmap_on_memory=1 ("grow mmom"), where that
             memmap may live on the added memory (MemTotal then leaves it
             out: 1/64 of what is added)
+  grow1024  512 MiB boot memory, one 512 GiB device, booted with
+            memory_hotplug.memmap_on_memory=1, all of it requested at
+            once (1024x): how far and how fast it grows (GiB/s around
+            32 GiB and around 400 GiB, from QMP's size over time), QEMU's
+            resident memory at the top, a workload there (4 GiB of tmpfs
+            data written and deleted, 128 MiB kept and checked), then
+            back to 0: how long, how far, the kept data intact, the
+            guest afterwards
   policy    512 MiB boot memory, one 32 GiB device, booted with
             memory_hotplug.memmap_on_memory=1, once per online policy:
             online_movable, the kernel's auto-movable
@@ -125,7 +133,11 @@ STOP_RE = re.compile(r'unplug stopped at (\d+) MiB plugged .*?: ([^;\n]*)'
 OOM_RE = re.compile(r'Out of memory|Killed process|invoked oom-killer')
 DRIVERS = ('ref', 'ours')
 SCENARIOS = ('basic', 'inuse', 'nofit', 'bigblock', 'mmom', 'grow',
-             'policy')
+             'grow1024', 'policy')
+HUGE_SIZE = 512 * GiB     # grow1024's device and request
+HUGE_RATE_AT = (32, 400)  # GiB: where grow1024's rate is taken
+HUGE_RATE_SPAN = 8        # GiB either side of those
+HUGE_LIMIT = 1500         # s to follow its growth, and its shrink, at most
 
 
 def guest_cpu(g):
@@ -426,8 +438,8 @@ def said_alive(out):
         raise ValueError('not alive')
 
 
-def follow_growth(g, base_kb, t0, seen, mmom, trace=None):
-    """Follow the growth to GROW_SIZE requested at t0.
+def follow_growth(g, base_kb, t0, seen, mmom, trace=None, target=GROW_SIZE):
+    """Follow the growth to target (GROW_SIZE) requested at t0.
 
     The device's size over QMP is polled (host side: no guest CPU time);
     MemTotal only once that size stood still for a second or reached
@@ -441,7 +453,7 @@ def follow_growth(g, base_kb, t0, seen, mmom, trace=None):
     'memtotal_s' and 'cpu' (guest_cpu()) at the first read of that
     MemTotal, 'reached_s'."""
     deadline = t0 + GROW_LIMIT
-    want = memtotal_wants(base_kb, GROW_SIZE, mmom)
+    want = memtotal_wants(base_kb, target, mmom)
     size_at = mt_at = t0
     mt_read = 0.0
     while True:
@@ -455,9 +467,9 @@ def follow_growth(g, base_kb, t0, seen, mmom, trace=None):
         # MemTotal: as fast as wait_seen() while it should be about to
         # reach the full size, else once a second, after 10 s every 5 s
         # (each read is a process in a guest that may be short of memory).
-        fast = size == GROW_SIZE and now - size_at < 10
+        fast = size == target and now - size_at < 10
         every = 0 if fast else 1.0 if now - size_at < 10 else 5.0
-        if (size == GROW_SIZE or now - size_at >= 1.0) and \
+        if (size == target or now - size_at >= 1.0) and \
                 now - mt_read >= every:
             cpu, mt = ask(g, 'head -n1 /proc/stat; '
                           'grep ^MemTotal: /proc/meminfo', cpu_memtotal)
@@ -467,7 +479,7 @@ def follow_growth(g, base_kb, t0, seen, mmom, trace=None):
             if mt != seen.get('memtotal'):
                 seen.update(memtotal=mt, memtotal_s=mt_read - t0, cpu=cpu)
                 mt_at = mt_read
-            if size == GROW_SIZE and mt in want:
+            if size == target and mt in want:
                 seen['reached_s'] = mt_read - t0
                 return 'reached'
             if now - size_at >= GROW_QUIET and mt_read - mt_at >= GROW_QUIET:
@@ -616,6 +628,104 @@ def run_grow_all(module, rep, traces=None):
     return r
 
 
+def rate_at(points, at_gib):
+    """GiB/s of QMP's size between at_gib - HUGE_RATE_SPAN and at_gib +
+    HUGE_RATE_SPAN, from a Trace's points; None if it never got there."""
+    lo, hi = (at_gib - HUGE_RATE_SPAN) * GiB, (at_gib + HUGE_RATE_SPAN) * GiB
+    t_lo = next((t for t, size, _ in points if size >= lo), None)
+    t_hi = next((t for t, size, _ in points if size >= hi), None)
+    if t_lo is None or t_hi is None:
+        return None
+    return round(2 * HUGE_RATE_SPAN / max(t_hi - t_lo, 0.01), 2)
+
+
+def qemu_rss_gib(g):
+    with open(f'/proc/{g.proc.pid}/status') as f:
+        kb = next(int(ln.split()[1]) for ln in f if ln.startswith('VmRSS:'))
+    return gib(kb * KiB)
+
+
+def run_grow1024(module, rep, trace=None):
+    """Grow a 512 MiB guest 1024x at once, load it at the top, and shrink
+    it back to 0."""
+    p = 'huge'
+    r = {}
+    seen, shrunk = {}, {}
+    tr = Trace()
+    g = Guest(mem='512M', maxmem=f'{HUGE_SIZE // GiB + 8}G',
+              devices=[MemDevice('vm0', size=f'{HUGE_SIZE // GiB}G',
+                                 reserve=False)],
+              module=module, online='online_movable', cmdline=MMOM,
+              name=f'bench-grow1024-{module}-{rep}')
+    state = 'error'
+    try:
+        try:
+            g.start()
+        except GuestError as e:
+            r[f'{p}_error'] = str(e).splitlines()[0]
+            raise
+        base = g.memtotal()
+        t0 = time.monotonic()
+        g.set_requested('vm0', HUGE_SIZE)
+        tr.request(HUGE_SIZE, base)
+        end = follow_growth(g, base, t0, seen, True, tr, HUGE_SIZE)
+        if end == 'reached':
+            r[f'{p}_s'] = seen['reached_s']
+        r[f'{p}_plugged_gib'] = gib(seen['size'])
+        for at in HUGE_RATE_AT:
+            rate = rate_at(tr.points, at)
+            if rate is not None:
+                r[f'{p}_rate{at}'] = rate
+        r[f'{p}_rss_gib'] = qemu_rss_gib(g)
+        attrs = g.vmem_sysfs('vm0')
+        r[f'{p}_sysfs_read'] = True
+        if 'plug_wait' in attrs:
+            r[f'{p}_plug_wait'] = attrs['plug_wait']
+        # A workload at the top: 4 GiB written and deleted, 128 MiB kept.
+        fill_tmpfs(g, 4096)
+        g.check('dd if=/dev/urandom of=/bench/keep bs=1M count=128 '
+                '2>/dev/null && md5sum /bench/keep > /bench/keep.md5 && '
+                'rm /bench/fill', timeout=600)
+        r[f'{p}_workload_ok'] = True
+        t0 = time.monotonic()
+        g.set_requested('vm0', 0)
+        while time.monotonic() - t0 < HUGE_LIMIT:
+            size = g.plugged_size('vm0')
+            if size != shrunk.get('size'):
+                shrunk['size'], shrunk['at'] = size, time.monotonic()
+            if size == 0 or time.monotonic() - shrunk['at'] > POLICY_QUIET:
+                break
+            time.sleep(0.25)
+        r[f'{p}_shrink_s'] = shrunk['at'] - t0
+        r[f'{p}_intact'] = g.run('md5sum -c /bench/keep.md5',
+                                 timeout=300)[0] == 0
+        ask(g, 'echo alive', said_alive)
+        r[f'{p}_log_clean'] = not g.log_problems()
+    except NoAnswer as e:
+        r[f'{p}_noanswer'] = str(e).splitlines()[0]
+    except GuestDied:
+        pass                            # grow_state() tells
+    except GuestError as e:
+        if f'{p}_error' not in r:
+            r[f'{p}_hung'] = str(e).splitlines()[0]
+    finally:
+        if 'size' in shrunk:
+            r[f'{p}_left_gib'] = gib(shrunk['size'])
+        try:
+            state = grow_state(g, r, p)
+        finally:
+            g.stop()
+    log = g.console_log()
+    oom = bool(OOM_RE.search(log))
+    r[f'{p}_oom_kills'] = log.count('Killed process')
+    r[f'{p}_guest'] = 'OOM' if state == 'alive' and oom else state
+    if 'size' in seen and f'{p}_s' not in r:
+        r[f'{p}_outcome'] = f'stopped at {gib_text(seen["size"])} GiB'
+    r[f'{p}_trace'] = tr.data()
+    r[f'{p}_console'] = g.console_path
+    return r
+
+
 def zone_sizes(out):
     """{zone: GiB present} from the awk summary of /proc/zoneinfo."""
     sizes = {}
@@ -747,7 +857,8 @@ def run_policy_all(module, rep, trace=None):
 
 RUNNERS = {'basic': run_basic, 'inuse': run_inuse, 'nofit': run_nofit,
            'bigblock': run_bigblock, 'mmom': run_mmom,
-           'grow': run_grow_all, 'policy': run_policy_all}
+           'grow': run_grow_all, 'grow1024': run_grow1024,
+           'policy': run_policy_all}
 
 
 def grow_rows(phase, name):
@@ -805,7 +916,20 @@ ROWS = [(label, key, 'basic', 'basic') for label, key in (
      for label, key in grow_rows('grow_mmom', 'grow mmom')
      + [('grow mmom: memmap_on_memory on (runs)', 'grow_mmom_mmom_enabled')]] \
   + [
-] + [(label, key, 'policy', p)
+] + [(label, key, 'grow1024', 'huge') for label, key in (
+    ('grow 1024x: 0 -> 512 GiB (s)', 'huge_s'),
+    ('grow 1024x: plugged, QMP (GiB)', 'huge_plugged_gib'),
+    ('grow 1024x: GiB/s around 32 GiB', 'huge_rate32'),
+    ('grow 1024x: GiB/s around 400 GiB', 'huge_rate400'),
+    ('grow 1024x: QEMU RSS at the top (GiB)', 'huge_rss_gib'),
+    ('grow 1024x: plug_wait at the top', 'huge_plug_wait'),
+    ('grow 1024x: workload at the top', 'huge_workload_ok'),
+    ('grow 1024x: -> 0: last change after (s)', 'huge_shrink_s'),
+    ('grow 1024x: -> 0: left plugged (GiB)', 'huge_left_gib'),
+    ('grow 1024x: 128 MiB kept intact', 'huge_intact'),
+    ('grow 1024x: guest afterwards', 'huge_guest'),
+    ('grow 1024x: OOM kills', 'huge_oom_kills'),
+)] + [(label, key, 'policy', p)
        for p, _, _ in POLICIES for label, key in policy_rows(p)] + [
     ('CPU: plug 4 GiB (s)', 'plug_cpu_s', 'basic', 'basic'),
     ('CPU: unplug 4 GiB idle (s)', 'unplug_cpu_s', 'basic', 'basic'),
@@ -835,6 +959,8 @@ NOTES = {
             f'blocks, booted with {MMOM}',
     'grow': 'grow: 512 MiB guest, one 32 GiB device, all of it requested\n'
             f'grow mmom: the same, booted with {MMOM}',
+    'grow1024': 'grow 1024x: 512 MiB guest, one 512 GiB device, booted '
+                f'with {MMOM}',
     'policy': 'policies: 512 MiB guest, one 32 GiB device, booted with '
               f'{MMOM}; 0 -> 32 GiB, 128 MiB tmpfs + 20000 files, -> 0',
 }
@@ -850,6 +976,10 @@ def missing_reason(r, key):
     if phase in GROW_PHASES and key == f'{phase}_s' \
             and r.get(f'{phase}_outcome'):
         return r[f'{phase}_outcome']
+    if key == 'huge_s' and r.get('huge_outcome'):
+        return r['huge_outcome']
+    if key == 'huge_plug_wait' and r.get('huge_sysfs_read'):
+        return 'n/a'
     if phase in POLICY_PHASES and key == f'{phase}_grow_s' \
             and f'{phase}_grown_gib' in r:
         return f'stopped at {gib_text(r[f"{phase}_grown_gib"] * GiB)} GiB'
@@ -994,6 +1124,7 @@ TRACE_TITLES = {
     'mmom': 'memmap_on_memory: 0 -> 4 GiB -> 0',
     'grow': '512 MiB guest: 0 -> 32 GiB',
     'grow_mmom': '512 MiB guest, memmap_on_memory: 0 -> 32 GiB',
+    'grow1024': '512 MiB guest, memmap_on_memory: 0 -> 512 GiB -> 0',
 }
 
 
@@ -1002,7 +1133,7 @@ def traced_runs(args, traces):
     poll, for the pictures (grow's come from its first timed run, which
     reads MemTotal anyway). Not in the table: the reads cost guest time."""
     for scen in args.scenarios:
-        if scen in ('grow', 'policy'):
+        if scen in ('grow', 'grow1024', 'policy'):
             continue
         for module in args.drivers:
             print(f'trace: {scen} {module}', file=sys.stderr, flush=True)
@@ -1105,6 +1236,10 @@ def main():
                         traces.setdefault(phase, {})[module] = tr.data()
                 else:
                     r.update(RUNNERS[scen](module, rep))
+                # grow1024's picture comes from its first run.
+                trace = r.pop('huge_trace', None)
+                if trace and rep == 0 and not args.no_trace:
+                    traces.setdefault('grow1024', {})[module] = trace
             results[module].append(r)
             print(f'  {json.dumps(r)}', file=sys.stderr, flush=True)
     if not args.no_trace:
