@@ -210,6 +210,21 @@ def check_sizes(guest, dev, size, base_memtotal, timeout=RESIZE_TIMEOUT):
         assert attrs.get('broken') == 0, f'{dev}: driver marked it broken'
 
 
+def plug_order(nr):
+    """The order in which our driver adds a device's nr units (memory
+    blocks, or big blocks): lowest address first but unit 1 last, which
+    keeps a hole in the zone until the device is full (vmem_plug_order()
+    in the driver). Unplugging goes the other way."""
+    return list(range(nr)) if nr < 3 else [0, *range(2, nr), 1]
+
+
+def unit_blocks(rng, per_unit, k):
+    """The memory blocks (ids from the device's range rng) of the first k
+    units our driver adds, one list per unit, in plug order."""
+    order = plug_order(len(rng) // per_unit)
+    return [list(rng[u * per_unit:(u + 1) * per_unit]) for u in order[:k]]
+
+
 def resize_step(guest, dev, new_size, base_memtotal, timeout=RESIZE_TIMEOUT,
                 exact_blocks=True):
     """Grow or shrink one device and check the guest followed.

@@ -17,7 +17,8 @@ import pytest
 
 from steps import (EVENT_STOPS, RESIZE_TIMEOUT, SETTLE_TIMEOUT, Memfill,
                    assert_guest_alive, assert_no_oom, check_sizes,
-                   driver_stop, resize_step, unload_driver, wait_stopped)
+                   driver_stop, resize_step, unit_blocks, unload_driver,
+                   wait_stopped)
 from vmtest import (GiB, GuestDied, GuestError, MiB, MemDevice, fmt_size,
                     parse_size)
 
@@ -145,8 +146,8 @@ def test_big_block_offline_cap(make_guest, block_size):
     g = make_guest(devices=[MemDevice('vm0', size='8G', block_size=bs)],
                    module='ours')
     base = g.memtotal()
-    rng = g.device_block_range('vm0')
-    per_block = bs // g.block_size_bytes
+    units = unit_blocks(g.device_block_range('vm0'),
+                        bs // g.block_size_bytes, 2)
 
     g.set_requested('vm0', target)
     took = wait_size(g, 'vm0', bs)
@@ -158,11 +159,11 @@ def test_big_block_offline_cap(make_guest, block_size):
     assert wait_stopped(g, 'vm0') == (bs, 'onlining')
     # The QMP size moves when the device acks the plug, before the driver
     # adds the memory: wait for the memory blocks.
-    first = {b: 'offline' for b in rng[:per_block]}
+    first = {b: 'offline' for b in units[0]}
     blocks = g.wait_until(lambda: g.device_blocks('vm0'),
                           cond=lambda b: b == first, timeout=SETTLE_TIMEOUT,
-                          what=f'memory blocks {rng[0]}..'
-                          f'{rng[per_block - 1]} (the first device block) '
+                          what=f'memory blocks {units[0][0]}..'
+                          f'{units[0][-1]} (the first device block) '
                           'and no other, offline')
     assert g.memtotal() == base, 'offline memory counted in MemTotal'
     attrs = g.vmem_sysfs('vm0')
@@ -178,12 +179,12 @@ def test_big_block_offline_cap(make_guest, block_size):
     g.timings.append((f'{fmt_size(bs)} -> {fmt_size(target)} after '
                       'onlining', took))
     second = {b: 'online' for b in first}
-    second.update({b: 'offline' for b in rng[per_block:2 * per_block]})
+    second.update({b: 'offline' for b in units[1]})
     g.wait_until(lambda: g.device_blocks('vm0'), cond=lambda b: b == second,
                  timeout=SETTLE_TIMEOUT,
                  what='the first device block online, the second added '
                  'and offline')
-    offline = list(rng[per_block:2 * per_block])
+    offline = units[1]
     rc, out = g.online_blocks(offline)
     assert rc == 0, f'onlining {offline} failed: {out}'
     resize_step(g, 'vm0', target, base)
@@ -360,11 +361,10 @@ def test_offline_big_blocks_go_under_pressure(make_guest):
                    module='ours', online='online_movable')
     base = g.memtotal()
     resize(g, 'vm0', 2 * bs, base)
-    rng = g.device_block_range('vm0')
-    per_block = bs // g.block_size_bytes
+    low, top = unit_blocks(g.device_block_range('vm0'),
+                           bs // g.block_size_bytes, 2)
     g.check(f'echo 1048576 > {PARAMS}/unplug_reserve_mb')
 
-    top = list(rng[per_block:2 * per_block])
     rc, out = g.online_blocks(top, policy='offline')
     assert rc == 0, f'offlining {top} failed: {out}'
     g.set_requested('vm0', bs)
@@ -373,12 +373,11 @@ def test_offline_big_blocks_go_under_pressure(make_guest):
                       took))
     # The offline block went, the online one stays.
     g.wait_until(lambda: g.device_blocks('vm0'),
-                 cond=lambda b: b == {m: 'online' for m in rng[:per_block]},
+                 cond=lambda b: b == {m: 'online' for m in low},
                  timeout=SETTLE_TIMEOUT,
                  what='only the lower device block left, online')
     check_sizes(g, 'vm0', bs, base)
 
-    low = list(rng[:per_block])
     rc, out = g.online_blocks(low, policy='offline')
     assert rc == 0, f'offlining {low} failed: {out}'
     unload_driver(g)

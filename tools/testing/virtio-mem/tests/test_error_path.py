@@ -22,8 +22,8 @@ All in one guest: two devices, vm0 (8G) and vm1 (256M, fully requested).
 
 import re
 
-from steps import assert_steady, check_sizes, plug_step, resize_step, \
-    wait_equal
+from steps import (assert_steady, check_sizes, plug_order, plug_step,
+                   resize_step, wait_equal)
 from vmtest import GiB, MiB, MemDevice
 
 # q35 with 1 GiB of boot memory puts the device-memory area, and so the
@@ -103,14 +103,17 @@ def test_error_nack_and_add_failure(make_guest):
                  cond=lambda log: f'adding memory at {3 * GiB + VM0_ADDR:#x}'
                  ' failed' in log, timeout=30,
                  what='the failed add in the kernel log')
-    # Backing off, with what it plugged below that block in sysfs.
+    # Backing off, with what it plugged before that block in sysfs: the
+    # memory blocks before it in plug order.
+    mbs = g.block_size_bytes
+    before = plug_order(8 * GiB // mbs).index(3 * GiB // mbs) * mbs
     size = g.wait_until(
         lambda: (g.plugged_size('vm0'), stat(g, 'vm0', 'plugged_size')),
-        cond=lambda s: s[0] == s[1] and s[0] >= 3 * GiB, timeout=60,
+        cond=lambda s: s[0] == s[1] and s[0] >= before, timeout=60,
         what='vm0 stopped below the block that cannot be added')[0]
-    assert 3 * GiB <= size < 3 * GiB + 256 * MiB, \
-        f'vm0 at {size >> 20} MiB: it should fill everything below the ' \
-        'block that cannot be added, and not that block'
+    assert before <= size < before + 256 * MiB, \
+        f'vm0 at {size >> 20} MiB: it should fill everything before the ' \
+        f'block that cannot be added ({before >> 20} MiB), and not that block'
     check_sizes(g, 'vm0', size, base)
     # backoff_min_ms=60000: no new attempt any time soon. (Onlining the
     # blocks added before the failure queued one more run right away,

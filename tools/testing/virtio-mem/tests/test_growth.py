@@ -15,8 +15,8 @@ import re
 
 import pytest
 
-from steps import (OOM_RE, Memfill, assert_no_oom, load_driver, unload_driver,
-                   wait_equal, wait_stopped)
+from steps import (OOM_RE, Memfill, assert_no_oom, load_driver, resize_step,
+                   unit_blocks, unload_driver, wait_equal, wait_stopped)
 from vmtest import GiB, KiB, MiB, MemDevice, fmt_size
 
 DEVICE = 32 * GiB
@@ -141,16 +141,17 @@ def test_self_hosted_blocks_offline_and_reload(make_guest, ours_ko):
     g.set_requested('vm0', nr * BLOCK)
     wait_equal(g, lambda: g.plugged_size('vm0'), nr * BLOCK, 'vm0 QMP size',
                timeout=120)
-    rng = g.device_block_range('vm0')
-    want = {b: 'online' for b in rng[:nr]}
+    added = [u[0] for u in unit_blocks(g.device_block_range('vm0'), 1, nr)]
+    want = {b: 'online' for b in added}
     wait_equal(g, lambda: g.device_blocks('vm0'), want, 'vm0 memory blocks')
 
-    rc, out = g.online_blocks([rng[nr - 1]], policy='offline')
-    assert rc == 0, f'offlining memory block {rng[nr - 1]} failed: {out}'
+    top = max(added)
+    rc, out = g.online_blocks([top], policy='offline')
+    assert rc == 0, f'offlining memory block {top} failed: {out}'
     g.set_requested('vm0', (nr - 1) * BLOCK)
     wait_equal(g, lambda: g.plugged_size('vm0'), (nr - 1) * BLOCK,
                'vm0 QMP size', timeout=120)
-    del want[rng[nr - 1]]
+    del want[top]
     wait_equal(g, lambda: g.device_blocks('vm0'), want,
                'vm0 memory blocks: the offline one removed')
     wait_equal(g, lambda: g.memtotal() - base,
@@ -161,3 +162,33 @@ def test_self_hosted_blocks_offline_and_reload(make_guest, ours_ko):
     load_driver(g, unload_driver(g))
     assert g.device_blocks('vm0') == want, 'memory blocks changed on reload'
     shrink_to_zero(g, base)
+
+
+def test_second_block_added_last(make_guest):
+    """The device's second memory block is added last and unplugged first:
+    while it is missing, the zone has a hole there, and the walk the
+    kernel makes over the zone at every onlining and offlining (to its
+    first hole) stops there instead of covering all the memory added so
+    far, which made growth by hundreds of GiB slow down as it went. Seen
+    in which of the device's memory blocks exist as it grows and
+    shrinks."""
+    g = make_guest(devices=[MemDevice('vm0', size='1G')], module='ours',
+                   online='online_movable')
+    base = g.memtotal()
+    info = g.device_info('vm0')
+    bs = g.block_size_bytes
+    assert info['memaddr'] % bs == 0, 'device not memory-block aligned'
+    first, n = info['memaddr'] // bs, info['max-size'] // bs
+
+    def present():
+        blocks = g.memory_blocks()
+        return [i for i in range(n) if first + i in blocks]
+
+    for size, want in ((3 * bs, [0, 2, 3]), (n * bs, list(range(n))),
+                       ((n - 1) * bs, [0] + list(range(2, n))),
+                       (1 * bs, [0])):
+        resize_step(g, 'vm0', size, base)
+        assert present() == want, \
+            f'at {fmt_size(size)}: memory blocks {present()} of the ' \
+            f'device, want {want}'
+    g.assert_log_clean()
