@@ -57,7 +57,7 @@ unless said otherwise):
             memory went to ZONE_MOVABLE, write 128 MiB of tmpfs data and
             20000 files (slab, which cannot move), then request 0: how far
             the unplug gets before the device's size stands still for
-            POLICY_QUIET seconds, why it stopped (our unplug_wait and the
+            UNPLUG_QUIET seconds, why it stopped (our unplug_wait and the
             ZONE_NORMAL memory our log names), and the guest afterwards
             (OOM kills)
 
@@ -126,8 +126,8 @@ POLICY_NAMES = {'pol_movable': 'online_movable', 'pol_auto': 'auto-movable',
 # s without a change of the device's size: the unplug has stopped. Longer
 # than our driver's longest retry delay (10 s) after memory that could not
 # be freed.
-POLICY_QUIET = 30.0
-POLICY_UNPLUG_LIMIT = 600  # s to follow the unplug at most
+UNPLUG_QUIET = 30.0
+UNPLUG_LIMIT = 600  # s to follow the unplug at most
 STOP_RE = re.compile(r'unplug stopped at (\d+) MiB plugged .*?: ([^;\n]*)'
                      r'(?:; (\d+) MiB of it is online outside ZONE_MOVABLE)?')
 OOM_RE = re.compile(r'Out of memory|Killed process|invoked oom-killer')
@@ -137,7 +137,6 @@ SCENARIOS = ('basic', 'inuse', 'nofit', 'bigblock', 'mmom', 'grow',
 HUGE_SIZE = 512 * GiB     # grow1024's device and request
 HUGE_RATE_AT = (32, 400)  # GiB: where grow1024's rate is taken
 HUGE_RATE_SPAN = 8        # GiB either side of those
-HUGE_LIMIT = 1500         # s to follow its growth, and its shrink, at most
 
 
 def guest_cpu(g):
@@ -525,12 +524,15 @@ def run_grow(module, rep, phase, cmdline, trace=None):
               name=f'bench-{phase}-{module}-{rep}')
     end = None
     base = None
-    try:
-        try:
-            g.start()
-        except GuestError as e:
-            r[f'{p}_error'] = str(e).splitlines()[0]
-            raise
+
+    def at_end():
+        if g.alive and 'size' in seen:
+            # A guest that hangs still has QEMU tell the device's size.
+            with contextlib.suppress(GuestError, OSError):
+                seen['size'] = g.plugged_size('vm0')
+
+    with followed(g, r, p, at_end) as fate:
+        start_recorded(g, r, p)
         r[f'{p}_boot_s'] = g.boot_time
         if cmdline:
             r[f'{p}_mmom_enabled'] = ask(
@@ -559,31 +561,10 @@ def run_grow(module, rep, phase, cmdline, trace=None):
         for k in ('plug_wait', 'memmap_stops'):
             if k in attrs:
                 r[f'{p}_{k}'] = attrs[k]
-    except NoAnswer as e:
-        r[f'{p}_noanswer'] = str(e).splitlines()[0]
-    except GuestDied:
-        pass                            # grow_state() tells
-    except GuestError as e:
-        if f'{p}_error' not in r:
-            # QEMU runs, but the guest does not answer (in time).
-            r[f'{p}_hung'] = str(e).splitlines()[0]
-    finally:
-        if g.alive and 'size' in seen:
-            # A guest that hangs still has QEMU tell the device's size.
-            with contextlib.suppress(GuestError, OSError):
-                seen['size'] = g.plugged_size('vm0')
-        try:
-            state = grow_state(g, r, p)
-        finally:
-            g.stop()
+    state = fate['state']
     r[f'{p}_alive'] = state == 'alive'
-    log = g.console_log()
-    oom = bool(OOM_RE.search(log))
+    oom = fate['oom']
     r[f'{p}_oom'] = oom
-    if f'{p}_boot_s' in r:
-        # The console log on the host, also after a death; its loglevel
-        # prints the OOM killer's messages.
-        r[f'{p}_oom_kills'] = log.count('Killed process')
     if 'size' in seen:
         r[f'{p}_plugged_gib'] = gib(seen['size'])
         r[f'{p}_stop_s'] = seen['grew_s']
@@ -628,6 +609,47 @@ def run_grow_all(module, rep, traces=None):
     return r
 
 
+def start_recorded(g, r, p):
+    """Start g; a failure to boot is recorded in r as p's error."""
+    try:
+        g.start()
+    except GuestError as e:
+        r[f'{p}_error'] = str(e).splitlines()[0]
+        raise
+
+
+@contextlib.contextmanager
+def followed(g, r, p, at_end=None):
+    """The body runs on guest g. What ends it early (a command without an
+    answer, the guest's death or hang) is recorded in r under prefix p;
+    then at_end() records what must be kept even then, the guest's state
+    (grow_state()) goes into the yielded dict as 'state', g is stopped,
+    and its OOM kills are counted ('oom': any OOM message)."""
+    out = {'state': 'error'}
+    try:
+        yield out
+    except NoAnswer as e:
+        r[f'{p}_noanswer'] = str(e).splitlines()[0]
+    except GuestDied:
+        pass                            # grow_state() tells
+    except GuestError as e:
+        if f'{p}_error' not in r:
+            r[f'{p}_hung'] = str(e).splitlines()[0]
+    finally:
+        if at_end:
+            at_end()
+        try:
+            out['state'] = grow_state(g, r, p)
+        finally:
+            g.stop()
+    log = g.console_log()
+    out['oom'] = bool(OOM_RE.search(log))
+    if f'{p}_error' not in r:
+        # The console log on the host, also after a death; its loglevel
+        # prints the OOM killer's messages.
+        r[f'{p}_oom_kills'] = log.count('Killed process')
+
+
 def rate_at(points, at_gib):
     """GiB/s of QMP's size between at_gib - HUGE_RATE_SPAN and at_gib +
     HUGE_RATE_SPAN, from a Trace's points; None if it never got there."""
@@ -657,13 +679,13 @@ def run_grow1024(module, rep, trace=None):
                                  reserve=False)],
               module=module, online='online_movable', cmdline=MMOM,
               name=f'bench-grow1024-{module}-{rep}')
-    state = 'error'
-    try:
-        try:
-            g.start()
-        except GuestError as e:
-            r[f'{p}_error'] = str(e).splitlines()[0]
-            raise
+
+    def at_end():
+        if 'size' in shrunk:
+            r[f'{p}_left_gib'] = gib(shrunk['size'])
+
+    with followed(g, r, p, at_end) as fate:
+        start_recorded(g, r, p)
         base = g.memtotal()
         t0 = time.monotonic()
         g.set_requested('vm0', HUGE_SIZE)
@@ -689,36 +711,14 @@ def run_grow1024(module, rep, trace=None):
         r[f'{p}_workload_ok'] = True
         t0 = time.monotonic()
         g.set_requested('vm0', 0)
-        while time.monotonic() - t0 < HUGE_LIMIT:
-            size = g.plugged_size('vm0')
-            if size != shrunk.get('size'):
-                shrunk['size'], shrunk['at'] = size, time.monotonic()
-            if size == 0 or time.monotonic() - shrunk['at'] > POLICY_QUIET:
-                break
-            time.sleep(0.25)
-        r[f'{p}_shrink_s'] = shrunk['at'] - t0
+        follow_unplug(g, t0, shrunk)
+        r[f'{p}_shrink_s'] = shrunk['shrank_s']
         r[f'{p}_intact'] = g.run('md5sum -c /bench/keep.md5',
                                  timeout=300)[0] == 0
         ask(g, 'echo alive', said_alive)
         r[f'{p}_log_clean'] = not g.log_problems()
-    except NoAnswer as e:
-        r[f'{p}_noanswer'] = str(e).splitlines()[0]
-    except GuestDied:
-        pass                            # grow_state() tells
-    except GuestError as e:
-        if f'{p}_error' not in r:
-            r[f'{p}_hung'] = str(e).splitlines()[0]
-    finally:
-        if 'size' in shrunk:
-            r[f'{p}_left_gib'] = gib(shrunk['size'])
-        try:
-            state = grow_state(g, r, p)
-        finally:
-            g.stop()
-    log = g.console_log()
-    oom = bool(OOM_RE.search(log))
-    r[f'{p}_oom_kills'] = log.count('Killed process')
-    r[f'{p}_guest'] = 'OOM' if state == 'alive' and oom else state
+    r[f'{p}_guest'] = 'OOM' if fate['state'] == 'alive' and fate['oom'] \
+        else fate['state']
     if 'size' in seen and f'{p}_s' not in r:
         r[f'{p}_outcome'] = f'stopped at {gib_text(seen["size"])} GiB'
     r[f'{p}_trace'] = tr.data()
@@ -745,7 +745,7 @@ ZONES_CMD = ("awk '$1 == \"Node\" { z = $4 } $1 == \"present\" "
 def follow_unplug(g, t0, seen):
     """Follow an unplug to 0 requested at t0 (host side, QMP only): returns
     'reached' when the device's size is 0, 'stopped' once it stood still
-    for POLICY_QUIET seconds, 'limit' after POLICY_UNPLUG_LIMIT. seen: the
+    for UNPLUG_QUIET seconds, 'limit' after UNPLUG_LIMIT. seen: the
     last 'size' and 'shrank_s', seconds from t0 to its last change."""
     since = time.monotonic()
     while True:
@@ -755,9 +755,9 @@ def follow_unplug(g, t0, seen):
             seen['size'], seen['shrank_s'], since = size, now - t0, now
         if size == 0:
             return 'reached'
-        if now - since >= POLICY_QUIET:
+        if now - since >= UNPLUG_QUIET:
             return 'stopped'
-        if now - t0 > POLICY_UNPLUG_LIMIT:
+        if now - t0 > UNPLUG_LIMIT:
             return 'limit'
         time.sleep(0.25)
 
@@ -772,13 +772,15 @@ def run_policy(module, rep, phase, online, cmdline):
               devices=[MemDevice('vm0', size='32G', reserve=False)],
               module=module, online=online, cmdline=cmdline,
               name=f'bench-{phase}-{module}-{rep}')
-    state = 'error'
-    try:
-        try:
-            g.start()
-        except GuestError as e:
-            r[f'{p}_error'] = str(e).splitlines()[0]
-            raise
+
+    def at_end():
+        if 'size' in shrunk:
+            # Also when the guest died: how far it got until then.
+            r[f'{p}_left_gib'] = gib(shrunk['size'])
+            r[f'{p}_shrink_s'] = shrunk['shrank_s']
+
+    with followed(g, r, p, at_end) as fate:
+        start_recorded(g, r, p)
         base = g.memtotal()
         t0 = time.monotonic()
         g.set_requested('vm0', GROW_SIZE)
@@ -807,28 +809,8 @@ def run_policy(module, rep, phase, online, cmdline):
             r[f'{p}_stop_msg_mib'] = int(stops[-1][0])
             r[f'{p}_stop_kernel_mib'] = int(stops[-1][2] or 0)
         r[f'{p}_log_clean'] = not g.log_problems()
-    except NoAnswer as e:
-        r[f'{p}_noanswer'] = str(e).splitlines()[0]
-    except GuestDied:
-        pass                            # grow_state() tells
-    except GuestError as e:
-        if f'{p}_error' not in r:
-            r[f'{p}_hung'] = str(e).splitlines()[0]
-    finally:
-        if 'size' in shrunk:
-            # Also when the guest died: how far it got until then.
-            r[f'{p}_left_gib'] = gib(shrunk['size'])
-            r[f'{p}_shrink_s'] = shrunk['shrank_s']
-        try:
-            state = grow_state(g, r, p)
-        finally:
-            g.stop()
-    log = g.console_log()
-    oom = bool(OOM_RE.search(log))
-    r[f'{p}_oom_kills'] = log.count('Killed process')
-    if state == 'alive' and oom:
-        state = 'OOM'
-    r[f'{p}_guest'] = state
+    r[f'{p}_guest'] = 'OOM' if fate['state'] == 'alive' and fate['oom'] \
+        else fate['state']
     r[f'{p}_why'] = policy_why(r, p)
     r[f'{p}_console'] = g.console_path
     return r
@@ -861,33 +843,35 @@ RUNNERS = {'basic': run_basic, 'inuse': run_inuse, 'nofit': run_nofit,
            'policy': run_policy_all}
 
 
+def labelled(name, phase, rows):
+    """Table rows of one phase: (label, key) from (what, key suffix)."""
+    return [(f'{name}: {what}', f'{phase}_{key}') for what, key in rows]
+
+
 def grow_rows(phase, name):
-    return [
-        (f'{name}: 0 -> 32 GiB (s)', f'{phase}_s'),
-        (f'{name}: growth stopped after (s)', f'{phase}_stop_s'),
-        (f'{name}: plugged, QMP (GiB)', f'{phase}_plugged_gib'),
-        (f'{name}: MemTotal growth (GiB)', f'{phase}_memtotal_gib'),
-        (f'{name}: guest afterwards', f'{phase}_guest'),
-        (f'{name}: OOM kills', f'{phase}_oom_kills'),
-        (f'{name}: MemAvailable after (GiB)', f'{phase}_memavail_gib'),
-        (f'{name}: plug_wait', f'{phase}_plug_wait'),
-        (f'{name}: memmap_stops', f'{phase}_memmap_stops'),
-    ]
+    return labelled(name, phase, (
+        ('0 -> 32 GiB (s)', 's'),
+        ('growth stopped after (s)', 'stop_s'),
+        ('plugged, QMP (GiB)', 'plugged_gib'),
+        ('MemTotal growth (GiB)', 'memtotal_gib'),
+        ('guest afterwards', 'guest'),
+        ('OOM kills', 'oom_kills'),
+        ('MemAvailable after (GiB)', 'memavail_gib'),
+        ('plug_wait', 'plug_wait'),
+        ('memmap_stops', 'memmap_stops')))
 
 
 def policy_rows(phase):
-    name = POLICY_NAMES[phase]
-    return [
-        (f'{name}: 0 -> 32 GiB (s)', f'{phase}_grow_s'),
-        (f'{name}: grown to, QMP (GiB)', f'{phase}_grown_gib'),
-        (f'{name}: ZONE_MOVABLE at the top (GiB)', f'{phase}_movable_gib'),
-        (f'{name}: other zones at the top (GiB)', f'{phase}_kernel_gib'),
-        (f'{name}: unplug to 0: left plugged (GiB)', f'{phase}_left_gib'),
-        (f'{name}: unplug: last change after (s)', f'{phase}_shrink_s'),
-        (f'{name}: unplug ended', f'{phase}_why'),
-        (f'{name}: guest afterwards', f'{phase}_guest'),
-        (f'{name}: OOM kills', f'{phase}_oom_kills'),
-    ]
+    return labelled(POLICY_NAMES[phase], phase, (
+        ('0 -> 32 GiB (s)', 'grow_s'),
+        ('grown to, QMP (GiB)', 'grown_gib'),
+        ('ZONE_MOVABLE at the top (GiB)', 'movable_gib'),
+        ('other zones at the top (GiB)', 'kernel_gib'),
+        ('unplug to 0: left plugged (GiB)', 'left_gib'),
+        ('unplug: last change after (s)', 'shrink_s'),
+        ('unplug ended', 'why'),
+        ('guest afterwards', 'guest'),
+        ('OOM kills', 'oom_kills')))
 
 
 # (label, key, scenario, phase): phase is the part of a scenario that one
