@@ -340,6 +340,9 @@ static void vmem_work_fn(struct work_struct *work)
 			       VMEM_UNPLUG_NONE);
 	if (unplugging && (rc == -ENOMEM || rc == -ENOSPC))
 		vmem_note_unplug_stop(vm, rc);
+	else if (!unplugging || !rc)
+		/* The stop is over: the next one is news again. */
+		memset(vm->stop_logged, 0, sizeof(vm->stop_logged));
 
 	if ((rc != -ENOBUFS || !unplugging) && vm->warned_pressure) {
 		vm->warned_pressure = false;

@@ -180,8 +180,9 @@ extern const struct vmem_mode_ops vmem_bbm_ops;
  * @mismatch: plugged sizes (device's, driver's) that differed when last
  *	checked
  * @warned_pressure: the unplug pause for memory pressure was reported
- * @stop_logged: (requested, plugged) sizes at which the last unplug that
- *	stopped short was reported; a stop is reported once
+ * @stop_logged: (requested, plugged) sizes at which the unplug that
+ *	stopped short was reported, zero once it no longer stops; a stop is
+ *	reported once
  * @stats: counters
  * @fault: fault injection (CONFIG_VIRTIO_MEM_FAULT_INJECTION)
  * @vmcore_cb: in a crash kernel, tells /proc/vmcore which pages are RAM
