@@ -175,14 +175,12 @@ def test_second_block_added_last(make_guest):
     g = make_guest(devices=[MemDevice('vm0', size='1G')], module='ours',
                    online='online_movable')
     base = g.memtotal()
-    info = g.device_info('vm0')
     bs = g.block_size_bytes
-    assert info['memaddr'] % bs == 0, 'device not memory-block aligned'
-    first, n = info['memaddr'] // bs, info['max-size'] // bs
+    rng = g.device_block_range('vm0')
+    n = len(rng)
 
     def present():
-        blocks = g.memory_blocks()
-        return [i for i in range(n) if first + i in blocks]
+        return sorted(b - rng[0] for b in g.device_blocks('vm0'))
 
     for size, want in ((3 * bs, [0, 2, 3]), (n * bs, list(range(n))),
                        ((n - 1) * bs, [0] + list(range(2, n))),
