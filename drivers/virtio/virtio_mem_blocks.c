@@ -272,3 +272,41 @@ unsigned long vmem_max_units_per_req(u64 unit_size, u64 block_size)
 		return 0;
 	return div64_u64(VIRTIO_MEM_REQ_MAX_BLOCKS, blocks_per_unit);
 }
+
+/**
+ * vmem_split_take() - split a take of pages into parts for several CPUs
+ * @start: first pfn
+ * @nr: pages
+ * @align: part boundaries are multiples of it (a power of two)
+ * @min_part: pages a part must have to be worth a CPU of its own
+ * @max_parts: at most this many parts; @ends has room for them
+ * @ends: set to the end pfn of each part, in order
+ *
+ * Migrating what is in use is most of taking busy pages; parts taken at
+ * the same time on different CPUs migrate side by side. Boundaries on
+ * @align (the largest buddy page) keep the parts from sharing a pageblock
+ * or a free page, which parallel isolations must not.
+ *
+ * Return: the number of parts, at least 1; the last one ends at
+ * @start + @nr.
+ */
+unsigned int vmem_split_take(unsigned long start, unsigned long nr,
+			     unsigned long align, unsigned long min_part,
+			     unsigned int max_parts, unsigned long *ends)
+{
+	unsigned long end = start + nr, prev = start, pos;
+	unsigned int parts = 1, k, n = 0;
+
+	if (min_part && max_parts > 1)
+		parts = min_t(unsigned long, max_parts, nr / min_part);
+	for (k = 1; k < parts; k++) {
+		pos = round_down(start + nr / parts * k, align);
+		if (pos <= prev || pos - prev < min_part ||
+		    end - pos < min_part)
+			continue;
+		ends[n++] = pos;
+		prev = pos;
+	}
+	ends[n++] = end;
+	return n;
+}

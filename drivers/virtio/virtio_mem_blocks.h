@@ -106,6 +106,10 @@ unsigned long vmem_sbm_next_new(const struct vmem_sbm *sbm,
 				unsigned long limit, unsigned long max,
 				unsigned long *mb);
 
+unsigned int vmem_split_take(unsigned long start, unsigned long nr,
+			     unsigned long align, unsigned long min_part,
+			     unsigned int max_parts, unsigned long *ends);
+
 /**
  * vmem_backoff_next() - next delay of a bounded exponential backoff
  * @cur_ms: current delay, 0 when no backoff is running

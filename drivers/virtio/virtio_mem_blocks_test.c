@@ -333,6 +333,64 @@ static void vmem_sbm_next_new_respects_limit_and_max(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, vmem_sbm_next_new(sbm, 0, 10, &mb), 0);
 }
 
+/* Parts cover the range in order, inner ends aligned, none too small. */
+static void vmem_expect_parts(struct kunit *test, unsigned long start,
+			      unsigned long nr, unsigned long align,
+			      unsigned long min_part, unsigned int n,
+			      const unsigned long *ends)
+{
+	unsigned long prev = start;
+	unsigned int i;
+
+	KUNIT_ASSERT_GE(test, n, 1U);
+	KUNIT_EXPECT_EQ(test, ends[n - 1], start + nr);
+	for (i = 0; i < n; i++) {
+		KUNIT_EXPECT_GT(test, ends[i], prev);
+		if (n > 1)
+			KUNIT_EXPECT_GE(test, ends[i] - prev, min_part);
+		if (i < n - 1)
+			KUNIT_EXPECT_EQ(test, ends[i] % align, 0UL);
+		prev = ends[i];
+	}
+}
+
+static void vmem_split_take_shares_among_cpus(struct kunit *test)
+{
+	unsigned long ends[4];
+	unsigned int n;
+
+	/* A 128 MiB block of 4 KiB pages, 2 CPUs: two halves. */
+	n = vmem_split_take(0x100000, 32768, 1024, 4096, 2, ends);
+	KUNIT_EXPECT_EQ(test, n, 2U);
+	KUNIT_EXPECT_EQ(test, ends[0], 0x100000UL + 16384);
+	vmem_expect_parts(test, 0x100000, 32768, 1024, 4096, n, ends);
+	/* Four CPUs, an unaligned start and length: four aligned parts. */
+	n = vmem_split_take(0x100200, 32768 + 512, 1024, 4096, 4, ends);
+	KUNIT_EXPECT_EQ(test, n, 4U);
+	vmem_expect_parts(test, 0x100200, 32768 + 512, 1024, 4096, n, ends);
+}
+
+static void vmem_split_take_keeps_small_takes_whole(struct kunit *test)
+{
+	unsigned long ends[4] = { 0 };
+
+	/* One CPU, or less than two parts' worth: one part. */
+	KUNIT_EXPECT_EQ(test, vmem_split_take(0, 32768, 1024, 4096, 1, ends),
+			1U);
+	KUNIT_EXPECT_EQ(test, ends[0], 32768UL);
+	KUNIT_EXPECT_EQ(test, vmem_split_take(512, 8191, 1024, 4096, 4, ends),
+			1U);
+	KUNIT_EXPECT_EQ(test, ends[0], 512UL + 8191);
+	/* No minimum given: never split. */
+	KUNIT_EXPECT_EQ(test, vmem_split_take(0, 32768, 1024, 0, 4, ends), 1U);
+	/*
+	 * Alignment coarser than the parts: a boundary that would leave a
+	 * part short is dropped, not the range's coverage.
+	 */
+	vmem_expect_parts(test, 1000, 9000, 8192, 4096,
+			  vmem_split_take(1000, 9000, 8192, 4096, 2, ends), ends);
+}
+
 static struct kunit_case vmem_sbm_cases[] = {
 	KUNIT_CASE(vmem_sbm_init_starts_unused_and_unplugged),
 	KUNIT_CASE(vmem_sbm_init_rejects_empty_geometry),
@@ -354,6 +412,8 @@ static struct kunit_case vmem_sbm_cases[] = {
 	KUNIT_CASE(vmem_plug_order_puts_unit_1_last),
 	KUNIT_CASE(vmem_sbm_next_new_leaves_block_1_for_last),
 	KUNIT_CASE(vmem_sbm_next_new_respects_limit_and_max),
+	KUNIT_CASE(vmem_split_take_shares_among_cpus),
+	KUNIT_CASE(vmem_split_take_keeps_small_takes_whole),
 	{}
 };
 

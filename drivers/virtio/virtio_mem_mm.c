@@ -29,6 +29,7 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 
 #include "virtio_mem_compat.h"
 #include "virtio_mem_dev.h"
@@ -45,6 +46,13 @@
 
 #define VMEM_NO_SELF_HOST_MSG \
 	"the kernel does not place memmaps in added memory (boot with memory_hotplug.memmap_on_memory=1 for that): they come from boot memory\n"
+
+/*
+ * A busy take is split among at most this many CPUs, in parts of at least
+ * 16 MiB: smaller ones are not worth the hand-over.
+ */
+#define VMEM_TAKE_MAX_PARTS		4
+#define VMEM_TAKE_MIN_PART_PAGES	(SZ_16M >> PAGE_SHIFT)
 
 static LIST_HEAD(vmem_devices);
 static DEFINE_MUTEX(vmem_devices_lock);
@@ -188,6 +196,67 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
 	vmem_pages_to_buddy(pfn, nr_pages);
 }
 
+/* One part of a take, run on a CPU of its own. */
+struct vmem_take_part {
+	struct work_struct work;
+	unsigned long start;
+	unsigned long end;
+	int rc;
+};
+
+static void vmem_take_part_fn(struct work_struct *work)
+{
+	struct vmem_take_part *part = container_of(work, struct vmem_take_part,
+						   work);
+
+	part->rc = alloc_contig_range(part->start, part->end, MIGRATE_MOVABLE,
+				      GFP_KERNEL | __GFP_NOWARN);
+}
+
+/*
+ * alloc_contig_range() of [pfn, pfn + nr) in parts (vmem_split_take()) that
+ * the other online CPUs take at the same time as this one: migration, most
+ * of the time a busy block takes, goes that much faster. All or nothing:
+ * if one part fails, the others go back.
+ */
+static int vmem_take_range(unsigned long pfn, unsigned long nr)
+{
+	struct vmem_take_part parts[VMEM_TAKE_MAX_PARTS];
+	unsigned long ends[VMEM_TAKE_MAX_PARTS];
+	unsigned int i, n;
+	int rc = 0;
+
+	n = vmem_split_take(pfn, nr, MAX_ORDER_NR_PAGES,
+			    VMEM_TAKE_MIN_PART_PAGES,
+			    min_t(unsigned int, 2 * num_online_cpus(),
+				  VMEM_TAKE_MAX_PARTS), ends);
+	if (n == 1)
+		return alloc_contig_range(pfn, pfn + nr, MIGRATE_MOVABLE,
+					  GFP_KERNEL | __GFP_NOWARN);
+	/*
+	 * Every part in an unbound worker, this thread asleep meanwhile: the
+	 * scheduler spreads them over idle CPUs, this one included.
+	 */
+	for (i = 0; i < n; i++) {
+		parts[i].start = i ? ends[i - 1] : pfn;
+		parts[i].end = ends[i];
+		INIT_WORK_ONSTACK(&parts[i].work, vmem_take_part_fn);
+		queue_work(system_unbound_wq, &parts[i].work);
+	}
+	for (i = 0; i < n; i++) {
+		flush_work(&parts[i].work);
+		destroy_work_on_stack(&parts[i].work);
+		rc = rc ?: parts[i].rc;
+	}
+	if (rc) {
+		for (i = 0; i < n; i++)
+			if (!parts[i].rc)
+				free_contig_range(parts[i].start,
+						  parts[i].end - parts[i].start);
+	}
+	return rc;
+}
+
 /**
  * vmem_mm_take_pages() - take sub-blocks of an online block from Linux
  * @vm: the device
@@ -211,8 +280,7 @@ int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
 	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
 	unsigned long nr_pages = nr * vmem_sb_pages(vm);
 
-	if (alloc_contig_range(pfn, pfn + nr_pages, MIGRATE_MOVABLE,
-			       GFP_KERNEL | __GFP_NOWARN)) {
+	if (vmem_take_range(pfn, nr_pages)) {
 		vm->stats.isolation_failures++;
 		return -ENOMEM;
 	}
