@@ -299,6 +299,11 @@ int vmem_mm_remove(struct vmem *vm, unsigned long mb, unsigned long nr);
  * even under TCG.
  */
 #define VMEM_DIRECT_SHARE 8
+/*
+ * Free memory blocks next to each other are offlined and removed together,
+ * up to this many, and unplugged in one request (sub-block mode).
+ */
+#define VMEM_DIRECT_BATCH 8UL
 int vmem_mm_remove_direct(struct vmem *vm, unsigned long mb, unsigned long nr,
 			  unsigned long max_used);
 void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,

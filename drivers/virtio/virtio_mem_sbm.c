@@ -86,25 +86,26 @@ static int vmem_sbm_unplug_unused_mb(struct vmem *vm, unsigned long mb,
  * Pages go back to Linux only where the device still has them plugged.
  */
 static int vmem_sbm_unplug_online_run(struct vmem *vm, unsigned long sb,
-				      unsigned long nr)
+				      unsigned long nr, unsigned long *done)
 {
-	unsigned long done, i;
+	unsigned long i;
 	int rc;
 
+	*done = 0;
 	if (!vmem_mm_headroom_ok(vm, nr * vmem_sb_pages(vm)))
 		return -ENOBUFS;
 	rc = vmem_mm_take_pages(vm, sb, nr);
 	if (rc)
 		return rc;
-	rc = vmem_unplug_run(vm, sb, nr, &done);
-	if (done)
-		vmem_mm_retire_pages(vm, sb, done);
+	rc = vmem_unplug_run(vm, sb, nr, done);
+	if (*done)
+		vmem_mm_retire_pages(vm, sb, *done);
 	if (!rc)
 		return 0;
 
-	vmem_unplug_settle(vm, sb + done,
-			   min(nr - done, vmem_units_per_req(vm)), rc);
-	for (i = sb + done; i < sb + nr; i++) {
+	vmem_unplug_settle(vm, sb + *done,
+			   min(nr - *done, vmem_units_per_req(vm)), rc);
+	for (i = sb + *done; i < sb + nr; i++) {
 		if (test_bit(i, vm->sbm.plugged))
 			vmem_mm_return_pages(vm, i, 1);
 		else
@@ -124,16 +125,16 @@ static int vmem_sbm_unplug_online_mb(struct vmem *vm, unsigned long mb,
 	unsigned long memmap = vmem_sbm_memmap_units(vm, mb);
 	unsigned long nr = vm->sbm.sbs_per_mb - memmap;
 	unsigned long first = vmem_sbm_index(&vm->sbm, mb, memmap);
-	unsigned long sb;
+	unsigned long sb, done;
 	bool skipped = false;
 	int rc;
 
 	/* A whole block in one go is the fast path when it is idle. */
 	if (*todo >= nr &&
 	    vmem_sbm_plugged_in_mb(&vm->sbm, mb) == vm->sbm.sbs_per_mb) {
-		rc = vmem_sbm_unplug_online_run(vm, first, nr);
+		rc = vmem_sbm_unplug_online_run(vm, first, nr, &done);
+		*todo -= done;
 		if (!rc) {
-			*todo -= nr;
 			/* Whatever was in the way of offlining moved on. */
 			vm->no_direct = false;
 			return 0;
@@ -148,7 +149,7 @@ static int vmem_sbm_unplug_online_mb(struct vmem *vm, unsigned long mb,
 			continue;
 		if (vmem_restart_pending(vm))
 			return -EINTR;
-		rc = vmem_sbm_unplug_online_run(vm, sb, 1);
+		rc = vmem_sbm_unplug_online_run(vm, sb, 1, &done);
 		if (rc == -ENOMEM) {
 			skipped = true;
 			continue;
@@ -178,6 +179,30 @@ static int vmem_sbm_remove_if_empty(struct vmem *vm, unsigned long mb,
 	return vmem_sbm_unplug_unused_mb(vm, mb, todo);
 }
 
+/* An online block with nothing plugged, not even a memmap of its own. */
+static bool vmem_sbm_emptied(struct vmem *vm, unsigned long mb)
+{
+	return vmem_sbm_state(&vm->sbm, mb) == VMEM_MB_ONLINE &&
+	       !vmem_sbm_plugged_in_mb(&vm->sbm, mb) &&
+	       !vmem_sbm_memmap_units(vm, mb);
+}
+
+/*
+ * Remove the online blocks that taking their pages emptied, once the
+ * unplug is over: the device has its memory back sooner, and the guest's
+ * MemTotal dropped when the pages were taken. A block that cannot go now
+ * (being onlined, a notifier refusing) stays added, empty, for the next
+ * unplug to remove or the next plug to fill; the failure is logged.
+ */
+static void vmem_sbm_remove_emptied(struct vmem *vm)
+{
+	unsigned long mb;
+
+	for (mb = 0; mb < vm->sbm.nr_mbs; mb++)
+		if (vmem_sbm_emptied(vm, mb))
+			vmem_mm_remove(vm, mb, 1);
+}
+
 /*
  * Which unplug pass a memory block belongs to, lower first; -1: none.
  * Pass 0: not used by Linux (offline, or plugged but not added).
@@ -205,32 +230,37 @@ static int vmem_sbm_unplug_pass(struct vmem *vm, unsigned long mb)
 }
 
 /*
- * Fast path for an online, fully plugged block with at most @max_used
- * pages in use: offline and remove it, then unplug it. Offlining
- * ZONE_MOVABLE memory migrates what is in use and, unlike taking the
- * pages, does not zero the free ones (the kernel zeroes on allocation),
- * which saves touching memory about to be discarded. Returns -EAGAIN when
- * the block does not qualify or offlining failed.
+ * Fast path for online, fully plugged blocks [mb, mb + nr) with at most
+ * @max_used pages in use: offline and remove them, then unplug them.
+ * Offlining ZONE_MOVABLE memory migrates what is in use and, unlike
+ * taking the pages, does not zero the free ones (the kernel zeroes on
+ * allocation), which saves touching memory about to be discarded.
+ * Returns -EAGAIN when the blocks do not qualify or offlining failed.
  */
-static int vmem_sbm_unplug_direct_mb(struct vmem *vm, unsigned long mb,
-				     unsigned long *todo,
-				     unsigned long max_used)
+static int vmem_sbm_unplug_direct(struct vmem *vm, unsigned long mb,
+				  unsigned long nr, unsigned long *todo,
+				  unsigned long max_used)
 {
 	unsigned long spm = vm->sbm.sbs_per_mb;
-	unsigned long first, done;
+	unsigned long i, first, done;
 	int rc;
 
-	if (*todo < spm || vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_ONLINE ||
-	    vmem_sbm_plugged_in_mb(&vm->sbm, mb) != spm ||
-	    vmem_mm_remove_direct(vm, mb, 1, max_used))
+	if (*todo < nr * spm)
+		return -EAGAIN;
+	for (i = mb; i < mb + nr; i++)
+		if (vmem_sbm_state(&vm->sbm, i) != VMEM_MB_ONLINE ||
+		    vmem_sbm_plugged_in_mb(&vm->sbm, i) != spm)
+			return -EAGAIN;
+	if (vmem_mm_remove_direct(vm, mb, nr, max_used))
 		return -EAGAIN;
 	/* Removed but still plugged if this fails: pass 0 retries it. */
 	first = vmem_sbm_index(&vm->sbm, mb, 0);
-	rc = vmem_unplug_run(vm, first, spm, &done);
+	rc = vmem_unplug_run(vm, first, nr * spm, &done);
 	*todo -= done;
 	if (rc)
 		vmem_unplug_settle(vm, first + done,
-				   min(spm - done, vmem_units_per_req(vm)), rc);
+				   min(nr * spm - done, vmem_units_per_req(vm)),
+				   rc);
 	return rc;
 }
 
@@ -244,7 +274,7 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
 {
 	int rc;
 
-	rc = vmem_sbm_unplug_direct_mb(vm, mb, todo, max_used);
+	rc = vmem_sbm_unplug_direct(vm, mb, 1, todo, max_used);
 	if (rc != -EAGAIN || direct_only)
 		return rc;
 
@@ -263,7 +293,9 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
 	}
 	mutex_unlock(&vm->hp_lock);
 
-	if (vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_UNUSED) {
+	/* An emptied online block goes later: vmem_sbm_remove_emptied(). */
+	if (vmem_sbm_state(&vm->sbm, mb) != VMEM_MB_UNUSED &&
+	    !vmem_sbm_emptied(vm, mb)) {
 		int rc_rm = vmem_sbm_remove_if_empty(vm, mb, todo);
 
 		if (!rc)
@@ -281,12 +313,29 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
  */
 static const unsigned int vmem_sbm_direct_shares[] = { 0, 1 };
 
+/*
+ * How many blocks of @pass end at position @i of the plug order and are
+ * next to each other in both plug order and address, at most @max: free
+ * ones among them go in one offline and one request.
+ */
+static unsigned long vmem_sbm_pass_run(struct vmem *vm, int pass,
+				       unsigned long i, unsigned long max)
+{
+	unsigned long n = 1, nr = vm->sbm.nr_mbs;
+	unsigned long mb = vmem_plug_order(i, nr);
+
+	while (n < max && n <= i && vmem_plug_order(i - n, nr) == mb - n &&
+	       vmem_sbm_unplug_pass(vm, mb - n) == pass)
+		n++;
+	return n;
+}
+
 /* One round over the blocks of @pass, in reverse plug order. */
 static int vmem_sbm_unplug_round(struct vmem *vm, int pass,
 				 unsigned long max_used, bool direct_only,
 				 unsigned long *todo, bool *busy)
 {
-	unsigned long i, mb, nr = vm->sbm.nr_mbs;
+	unsigned long i, mb, n, nr = vm->sbm.nr_mbs;
 	int rc;
 
 	for (i = nr; *todo && i-- > 0;) {
@@ -295,6 +344,20 @@ static int vmem_sbm_unplug_round(struct vmem *vm, int pass,
 			continue;
 		if (vmem_restart_pending(vm))
 			return -EINTR;
+		/*
+		 * Free neighbours go in one offline and one request; if one
+		 * of them is not free after all, one by one.
+		 */
+		if (direct_only && !max_used) {
+			n = vmem_sbm_pass_run(vm, pass, i,
+					      min(VMEM_DIRECT_BATCH,
+						  *todo / vm->sbm.sbs_per_mb));
+			if (n > 1 && !vmem_sbm_unplug_direct(vm, mb + 1 - n, n,
+							     todo, 0)) {
+				i -= n - 1;
+				continue;
+			}
+		}
 		rc = vmem_sbm_unplug_mb(vm, mb, todo, max_used, direct_only);
 		if (rc == -ENOMEM)
 			*busy = true;
@@ -323,17 +386,17 @@ static int vmem_sbm_unplug(struct vmem *vm, u64 size)
 	int pass;
 	int rc;
 
-	for (pass = 0; pass <= 3 && todo; pass++) {
+	for (pass = 0, rc = 0; pass <= 3 && todo && !rc; pass++) {
 		rounds = pass == 2 ? ARRAY_SIZE(vmem_sbm_direct_shares) : 0;
-		for (round = 0; round <= rounds && todo; round++) {
+		for (round = 0; round <= rounds && todo && !rc; round++)
 			rc = vmem_sbm_unplug_round(vm, pass, round == rounds ? 0 :
 				mb_pages / VMEM_DIRECT_SHARE *
 				vmem_sbm_direct_shares[round],
 				round < rounds, &todo, &busy);
-			if (rc)
-				return rc;
-		}
 	}
+	vmem_sbm_remove_emptied(vm);
+	if (rc)
+		return rc;
 	if (!todo)
 		return 0;
 	if (busy)
