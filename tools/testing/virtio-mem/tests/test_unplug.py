@@ -59,11 +59,19 @@ def test_free_blocks_go_together(make_guest):
     fill = Memfill(g, file_mb=320)
     fill.start()
     moved = vmstat(g, 'pgmigrate_success')
+    takes = CallCounter(g, 'vmem_mm_take_pages')
+    takes.start()
     resize_step(g, 'vm0', 0, base)
+    calls = takes.count()
     moved = vmstat(g, 'pgmigrate_success') - moved
     assert moved * 4096 >= 320 * MiB, \
         f'{moved * 4096 >> 20} MiB migrated: the files were not in the ' \
         'device\'s memory, nothing was tested'
+    # Three to five busy blocks, each taken whole: a take that failed
+    # would go on one sub-block (2 MiB) at a time.
+    assert calls <= 8, \
+        f'pages taken {calls} times for 320 MiB of files: whole-block ' \
+        'takes failed'
     fill.assert_intact()
     g.assert_log_clean()
 
