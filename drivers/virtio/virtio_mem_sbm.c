@@ -193,14 +193,17 @@ static bool vmem_sbm_emptied(struct vmem *vm, unsigned long mb)
  * MemTotal dropped when the pages were taken. A block that cannot go now
  * (being onlined, a notifier refusing) stays added, empty, for the next
  * unplug to remove or the next plug to fill; the failure is logged.
+ *
+ * Return: how many were removed (their memmaps went back to the guest).
  */
-static void vmem_sbm_remove_emptied(struct vmem *vm)
+static unsigned long vmem_sbm_remove_emptied(struct vmem *vm)
 {
-	unsigned long mb;
+	unsigned long mb, removed = 0;
 
 	for (mb = 0; mb < vm->sbm.nr_mbs; mb++)
-		if (vmem_sbm_emptied(vm, mb))
-			vmem_mm_remove(vm, mb, 1);
+		if (vmem_sbm_emptied(vm, mb) && !vmem_mm_remove(vm, mb, 1))
+			removed++;
+	return removed;
 }
 
 /*
@@ -348,23 +351,46 @@ static int vmem_sbm_unplug_round(struct vmem *vm, int pass,
 		 * Free neighbours go in one offline and one request; if one
 		 * of them is not free after all, one by one.
 		 */
-		if (direct_only && !max_used) {
+		rc = -EAGAIN;
+		n = 1;
+		if (direct_only && !max_used)
 			n = vmem_sbm_pass_run(vm, pass, i,
 					      min(VMEM_DIRECT_BATCH,
 						  *todo / vm->sbm.sbs_per_mb));
-			if (n > 1 && !vmem_sbm_unplug_direct(vm, mb + 1 - n, n,
-							     todo, 0)) {
-				i -= n - 1;
-				continue;
-			}
+		if (n > 1)
+			rc = vmem_sbm_unplug_direct(vm, mb + 1 - n, n, todo, 0);
+		if (!rc) {
+			i -= n - 1;
+			continue;
 		}
-		rc = vmem_sbm_unplug_mb(vm, mb, todo, max_used, direct_only);
+		if (rc == -EAGAIN)
+			rc = vmem_sbm_unplug_mb(vm, mb, todo, max_used,
+						direct_only);
 		if (rc == -ENOMEM)
 			*busy = true;
 		else if (rc && !(rc == -EAGAIN && direct_only))
 			return rc;
 	}
 	return 0;
+}
+
+/* Every pass, and every round of pass 2, once; stops at an error. */
+static int vmem_sbm_unplug_passes(struct vmem *vm, unsigned long *todo,
+				  bool *busy)
+{
+	unsigned long mb_pages = PHYS_PFN(vm->mb_size);
+	unsigned int round, rounds;
+	int pass, rc = 0;
+
+	for (pass = 0; pass <= 3 && *todo && !rc; pass++) {
+		rounds = pass == 2 ? ARRAY_SIZE(vmem_sbm_direct_shares) : 0;
+		for (round = 0; round <= rounds && *todo && !rc; round++)
+			rc = vmem_sbm_unplug_round(vm, pass, round == rounds ? 0 :
+				mb_pages / VMEM_DIRECT_SHARE *
+				vmem_sbm_direct_shares[round],
+				round < rounds, todo, busy);
+	}
+	return rc;
 }
 
 /**
@@ -380,21 +406,13 @@ static int vmem_sbm_unplug_round(struct vmem *vm, int pass,
 static int vmem_sbm_unplug(struct vmem *vm, u64 size)
 {
 	unsigned long todo = div64_u64(size, vm->sb_size);
-	unsigned long mb_pages = PHYS_PFN(vm->mb_size);
-	unsigned int round, rounds;
 	bool busy = false;
-	int pass;
 	int rc;
 
-	for (pass = 0, rc = 0; pass <= 3 && todo && !rc; pass++) {
-		rounds = pass == 2 ? ARRAY_SIZE(vmem_sbm_direct_shares) : 0;
-		for (round = 0; round <= rounds && todo && !rc; round++)
-			rc = vmem_sbm_unplug_round(vm, pass, round == rounds ? 0 :
-				mb_pages / VMEM_DIRECT_SHARE *
-				vmem_sbm_direct_shares[round],
-				round < rounds, &todo, &busy);
-	}
-	vmem_sbm_remove_emptied(vm);
+	do {
+		rc = vmem_sbm_unplug_passes(vm, &todo, &busy);
+		/* Short of headroom: the emptied blocks' memmaps may give it. */
+	} while (vmem_sbm_remove_emptied(vm) && rc == -ENOBUFS && todo);
 	if (rc)
 		return rc;
 	if (!todo)
