@@ -48,8 +48,8 @@
 	"the kernel does not place memmaps in added memory (boot with memory_hotplug.memmap_on_memory=1 for that): they come from boot memory\n"
 
 /*
- * A busy take is split among at most this many CPUs, in parts of at least
- * 16 MiB: smaller ones are not worth the hand-over.
+ * A busy take is split into at most this many parts, twice as many as
+ * CPUs, each of at least 16 MiB: smaller ones are not worth the hand-over.
  */
 #define VMEM_TAKE_MAX_PARTS		4
 #define VMEM_TAKE_MIN_PART_PAGES	(SZ_16M >> PAGE_SHIFT)
@@ -196,7 +196,7 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
 	vmem_pages_to_buddy(pfn, nr_pages);
 }
 
-/* One part of a take, run on a CPU of its own. */
+/* One part of a take, run by an unbound worker. */
 struct vmem_take_part {
 	struct work_struct work;
 	unsigned long start;
@@ -215,21 +215,22 @@ static void vmem_take_part_fn(struct work_struct *work)
 
 /*
  * alloc_contig_range() of [pfn, pfn + nr) in parts (vmem_split_take()) that
- * the other online CPUs take at the same time as this one: migration, most
- * of the time a busy block takes, goes that much faster. All or nothing:
+ * the online CPUs take at the same time: migration, most of the time a
+ * busy block takes, goes that much faster. Twice as many parts as CPUs
+ * let the scheduler even out a CPU the host slows down. All or nothing:
  * if one part fails, the others go back.
  */
 static int vmem_take_range(unsigned long pfn, unsigned long nr)
 {
 	struct vmem_take_part parts[VMEM_TAKE_MAX_PARTS];
 	unsigned long ends[VMEM_TAKE_MAX_PARTS];
-	unsigned int i, n;
+	unsigned int i, n, cpus = num_online_cpus();
 	int rc = 0;
 
 	n = vmem_split_take(pfn, nr, MAX_ORDER_NR_PAGES,
-			    VMEM_TAKE_MIN_PART_PAGES,
-			    min_t(unsigned int, 2 * num_online_cpus(),
-				  VMEM_TAKE_MAX_PARTS), ends);
+			    VMEM_TAKE_MIN_PART_PAGES, cpus > 1 ?
+			    min_t(unsigned int, 2 * cpus, VMEM_TAKE_MAX_PARTS) :
+			    1, ends);
 	if (n == 1)
 		return alloc_contig_range(pfn, pfn + nr, MIGRATE_MOVABLE,
 					  GFP_KERNEL | __GFP_NOWARN);
