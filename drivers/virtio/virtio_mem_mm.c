@@ -204,13 +204,19 @@ struct vmem_take_part {
 	int rc;
 };
 
+/* Isolate [start, end), migrate what is in use, and own every page. */
+static int vmem_take_pfns(unsigned long start, unsigned long end)
+{
+	return alloc_contig_range(start, end, MIGRATE_MOVABLE,
+				  GFP_KERNEL | __GFP_NOWARN);
+}
+
 static void vmem_take_part_fn(struct work_struct *work)
 {
 	struct vmem_take_part *part = container_of(work, struct vmem_take_part,
 						   work);
 
-	part->rc = alloc_contig_range(part->start, part->end, MIGRATE_MOVABLE,
-				      GFP_KERNEL | __GFP_NOWARN);
+	part->rc = vmem_take_pfns(part->start, part->end);
 }
 
 /*
@@ -232,8 +238,7 @@ static int vmem_take_range(unsigned long pfn, unsigned long nr)
 			    min_t(unsigned int, 2 * cpus, VMEM_TAKE_MAX_PARTS) :
 			    1, ends);
 	if (n == 1)
-		return alloc_contig_range(pfn, pfn + nr, MIGRATE_MOVABLE,
-					  GFP_KERNEL | __GFP_NOWARN);
+		return vmem_take_pfns(pfn, pfn + nr);
 	/*
 	 * Every part in an unbound worker, this thread asleep meanwhile: the
 	 * scheduler spreads them over idle CPUs, this one included.
