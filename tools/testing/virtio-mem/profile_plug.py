@@ -18,6 +18,7 @@ kernel's memory-hotplug entry points, plugs 0 -> SIZE and prints:
 
 The raw trace is kept next to the results (--out). Usage:
   profile_plug.py [--size 4G] [--module ours|ref] [--out DIR] [--functions]
+                  [--unplug-inuse MiB [--populate]]
 With --module ref only the kernel functions are traced (Debian's driver
 has no tracepoints).
 
@@ -30,6 +31,13 @@ time (a function nested in itself counts twice).
 plug it writes that much tmpfs data (which lands in the plugged memory)
 and times the unplug back to 0, with the kernel's migration and isolation
 entry points (UNPLUG_FUNCS) traced too.
+Without --functions, --unplug-inuse prints a timeline instead, from
+tracepoints only (cheap: the timing stays close to an untraced run): the
+pages migrated per 0.1 s (migrate:mm_migrate_pages) and, for ours, each
+memory removal and UNPLUG request. --populate first has the guest write
+and delete a file as large as its free boot memory, so that the host has
+populated the memory migration copies into (QEMU's RAM is allocated on
+first touch): the difference to a run without is the host's share.
 """
 
 import argparse
@@ -52,6 +60,7 @@ UNPLUG_FUNCS = ('alloc_contig_range', 'migrate_pages', 'offline_pages',
 GRAPH_RE = re.compile(r'\)\s+[*#!@+$&]?\s*([\d.]+) us\s+\|\s+'
                       r'(?:(\w+)(?: \[\w+\])?\(\);|'
                       r'\} /\* (\w+)(?: \[\w+\])? \*/)')
+EVENT_RE = re.compile(r'\s(\d+\.\d+): (\w+): (.*)$')
 REQ_RE = re.compile(r'virtio_mem_request: \S+ (\w+) .*answer=(\w+) '
                     r'latency_us=(\d+)')
 
@@ -116,6 +125,66 @@ def breakdown(trace):
     return sums, calls, req_us, reqs
 
 
+def setup_timeline(g, module):
+    """Tracepoints only: migration batches and, for ours, the driver's."""
+    cmds = [f'mount -t tracefs nodev {TRACING} 2>/dev/null; true',
+            f'echo 0 > {TRACING}/tracing_on',
+            f'echo > {TRACING}/trace',
+            f'echo 16384 > {TRACING}/buffer_size_kb',
+            f'echo 1 > {TRACING}/events/migrate/mm_migrate_pages/enable']
+    if module == 'ours':
+        cmds.append(f'echo 1 > {TRACING}/events/virtio_mem/enable')
+    for c in cmds:
+        g.check(c)
+
+
+def print_timeline(args, size, wall, text, stamp, populated):
+    """Pages migrated per 0.1 s from the marker written just before the
+    request, and the driver's removals and requests."""
+    path = os.path.join(args.out, f'{stamp}-{args.module}-timeline.trace')
+    with open(path, 'w') as f:
+        f.write(text)
+    t0, bins, events, total = None, {}, [], 0
+    for line in text.splitlines():
+        m = EVENT_RE.search(line)
+        if not m:
+            continue
+        t, name, rest = float(m.group(1)), m.group(2), m.group(3)
+        if name == 'tracing_mark_write':
+            t0 = t
+        elif t0 is None:
+            continue
+        elif name == 'mm_migrate_pages':
+            n = int(re.search(r'nr_succeeded=(\d+)', rest).group(1))
+            k = int((t - t0) * 10)
+            bins[k] = bins.get(k, 0) + n
+            total += n
+        elif name in ('virtio_mem_memory_removed', 'virtio_mem_request'):
+            events.append((t - t0, name[11:], rest.split(' ', 1)[1]))
+    print(f'unplug {fmt_size(size)} -> 0 with {args.unplug_inuse} MiB '
+          f'tmpfs, {args.module}, 1 GiB guest, QEMU TCG, boot memory '
+          f'{"populated" if populated else "as booted"} (raw: {path})')
+    print(f'{"wall (QMP request to MemTotal)":38} {wall:8.3f} s')
+    print(f'{"pages migrated":38} {total:8d}')
+    print('pages migrated per 0.1 s, from the request:')
+    for k in range(min(bins, default=0), max(bins, default=-1) + 1):
+        print(f'  {k / 10:4.1f} s {bins.get(k, 0):7d}')
+    for t, name, what in events:
+        print(f'  {t:6.3f} s {name:15} {what}')
+    return 0
+
+
+def populate(g):
+    """Have the host populate the guest's free memory: write a tmpfs file
+    as large as MemAvailable less 64 MiB, then delete it."""
+    avail = int(g.check("awk '/^MemAvailable:/ {print $2}' "
+                        '/proc/meminfo')) // 1024 - 64
+    g.check(f'mkdir -p /populate && mount -t tmpfs -o size={avail}m tmpfs '
+            f'/populate && dd if=/dev/zero of=/populate/f bs=1M '
+            f'count={avail} 2>/dev/null; rm -f /populate/f; '
+            'umount /populate', timeout=600)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--size', default='4G')
@@ -126,15 +195,20 @@ def main():
                     help="time the module's functions (function_graph)")
     ap.add_argument('--unplug-inuse', type=int, metavar='MiB',
                     help='profile the unplug to 0 with MiB of tmpfs data '
-                    'in the plugged memory (with --functions)')
+                    'in the plugged memory')
+    ap.add_argument('--populate', action='store_true',
+                    help='with --unplug-inuse: have the host populate the '
+                    "guest's free boot memory first")
     args = ap.parse_args()
-    if args.unplug_inuse is not None and not args.functions:
-        ap.error('--unplug-inuse needs --functions')
+    if args.populate and args.unplug_inuse is None:
+        ap.error('--populate needs --unplug-inuse')
     size = parse_size(args.size)
     os.makedirs(args.out, exist_ok=True)
     with Guest(devices=[MemDevice('vm0', size='8G')], module=args.module,
                online='online_movable',
                name=f'profile-{args.module}') as g:
+        if args.populate:
+            populate(g)
         base = g.memtotal()
         want, target = size // 1024, size
         if args.unplug_inuse is not None:
@@ -146,13 +220,23 @@ def main():
                     f'dd if=/dev/zero of=/p/f bs=1M '
                     f'count={args.unplug_inuse} 2>/dev/null', timeout=600)
             want, target = 0, 0
+        timeline = args.unplug_inuse is not None and not args.functions
         if args.functions:
             setup_profiler(g, FUNCS if target else FUNCS + UNPLUG_FUNCS)
+        elif timeline:
+            setup_timeline(g, args.module)
         else:
             setup_tracing(g, args.module)
         g.check(f'echo 1 > {TRACING}/tracing_on')
+        if timeline:
+            g.check(f'echo request > {TRACING}/trace_marker')
         t0 = time.monotonic()
         g.set_requested('vm0', target)
+        if timeline:
+            # The host's view first: polling the guest costs it time.
+            g.wait_until(lambda: g.plugged_size('vm0'),
+                         cond=lambda s: s == target, timeout=300,
+                         interval=0.02, what='the plugged size to follow')
         g.wait_until(lambda: g.memtotal() - base,
                      cond=lambda d: d == want, timeout=300,
                      interval=0.05, what='MemTotal to follow')
@@ -162,6 +246,8 @@ def main():
     stamp = time.strftime('%Y-%m-%dT%H%M%SZ', time.gmtime())
     if args.functions:
         return print_profile(args, size, wall, trace, stamp)
+    if timeline:
+        return print_timeline(args, size, wall, trace, stamp, args.populate)
     path = os.path.join(args.out, f'{stamp}-{args.module}-plug.trace')
     with open(path, 'w') as f:
         f.write(trace)
