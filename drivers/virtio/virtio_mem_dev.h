@@ -325,6 +325,7 @@ unsigned long vmem_mm_memmap_cost(struct vmem *vm);
 int vmem_mm_add_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_self_hosted(struct vmem *vm, unsigned long mb);
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb);
+bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb);
 u64 vmem_mm_kernel_zone_size(struct vmem *vm);
 bool vmem_mm_mb_present(struct vmem *vm, unsigned long mb, bool *online);
 bool vmem_mm_any_present(struct vmem *vm);

@@ -531,6 +531,21 @@ static unsigned long vmem_mm_mb_in_use(struct vmem *vm, unsigned long mb,
 }
 
 /**
+ * vmem_mm_mb_idle() - whether an online memory block looks free
+ * @vm: the device
+ * @mb: memory block index, online
+ *
+ * The racy look of vmem_mm_mb_in_use(), for choosing blocks to offline
+ * together; vmem_mm_remove_direct() looks again.
+ *
+ * Return: true if nothing in it seems in use.
+ */
+bool vmem_mm_mb_idle(struct vmem *vm, unsigned long mb)
+{
+	return !vmem_mm_mb_in_use(vm, mb, 0);
+}
+
+/**
  * vmem_mm_mb_present() - whether Linux has memory block @mb added
  * @vm: the device
  * @mb: memory block index

@@ -317,9 +317,10 @@ static int vmem_sbm_unplug_mb(struct vmem *vm, unsigned long mb,
 static const unsigned int vmem_sbm_direct_shares[] = { 0, 1 };
 
 /*
- * How many blocks of @pass end at position @i of the plug order and are
- * next to each other in both plug order and address, at most @max: free
- * ones among them go in one offline and one request.
+ * How many free blocks of @pass end at position @i of the plug order and
+ * are next to each other in both plug order and address, at most @max:
+ * they go in one offline and one request. A busy block ends the run, so
+ * that the blocks above it are not tried one by one.
  */
 static unsigned long vmem_sbm_pass_run(struct vmem *vm, int pass,
 				       unsigned long i, unsigned long max)
@@ -327,8 +328,11 @@ static unsigned long vmem_sbm_pass_run(struct vmem *vm, int pass,
 	unsigned long n = 1, nr = vm->sbm.nr_mbs;
 	unsigned long mb = vmem_plug_order(i, nr);
 
+	if (!vmem_mm_mb_idle(vm, mb))
+		return 1;
 	while (n < max && n <= i && vmem_plug_order(i - n, nr) == mb - n &&
-	       vmem_sbm_unplug_pass(vm, mb - n) == pass)
+	       vmem_sbm_unplug_pass(vm, mb - n) == pass &&
+	       vmem_mm_mb_idle(vm, mb - n))
 		n++;
 	return n;
 }

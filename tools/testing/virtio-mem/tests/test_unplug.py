@@ -42,7 +42,9 @@ def test_free_blocks_go_together(make_guest):
     idle blocks take two offline_and_remove_memory() calls, not 16. With
     files in some blocks, the others still go that way, the busy ones have
     their pages taken (by all CPUs at once) and are removed once the
-    unplug is over; the files are intact and no block is left behind."""
+    unplug is over; the files are intact and no block is left behind. A
+    busy block between free ones splits them into two runs, and is not
+    part of either."""
     g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours',
                    online='online_movable')
     base = g.memtotal()
@@ -72,8 +74,37 @@ def test_free_blocks_go_together(make_guest):
     assert calls <= 8, \
         f'pages taken {calls} times for 320 MiB of files: whole-block ' \
         'takes failed'
+
+    # One busy block with free ones on both sides: the free ones still go
+    # in runs around it, the busy one is left out of them.
+    resize_step(g, 'vm0', 2 * GiB, base)
+    blocks = sorted(g.device_blocks('vm0'))
+    busy = blocks[-5]
+    set_blocks_state(g, [b for b in blocks if b != busy], 'offline')
+    moved = vmstat(g, 'pgmigrate_success')
+    g.check('dd if=/dev/zero of=/dev/shm/busy bs=1M count=64 2>/dev/null')
+    set_blocks_state(g, [b for b in blocks if b != busy], 'online_movable')
+    removals.start()
+    resize_step(g, 'vm0', 0, base)
+    calls = removals.count()
+    moved = vmstat(g, 'pgmigrate_success') - moved
+    assert moved * 4096 >= 32 * MiB, \
+        f'{moved * 4096 >> 20} MiB migrated: memory{busy} held no file, ' \
+        'nothing was tested'
+    # The 4 blocks above it, 10 below, the lowest (no neighbour: plugged
+    # last), the busy one after its take: 1 + 2 + 1 + 1.
+    assert calls <= 5, \
+        f'{calls} offline_and_remove_memory() calls for 16 blocks, one ' \
+        'of them busy: the free ones next to it went one by one'
+    g.check('rm /dev/shm/busy')
     fill.assert_intact()
     g.assert_log_clean()
+
+
+def set_blocks_state(g, blocks, state):
+    """Offline or online memory blocks by hand, in one guest command."""
+    g.check(' && '.join(f'echo {state} > /sys/devices/system/memory/'
+                        f'memory{b}/state' for b in blocks), timeout=120)
 
 
 def vmstat(g, key):
