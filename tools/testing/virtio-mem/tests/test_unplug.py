@@ -50,9 +50,7 @@ def test_free_blocks_go_together(make_guest):
     base = g.memtotal()
     resize_step(g, 'vm0', 2 * GiB, base)
     removals = CallCounter(g, 'offline_and_remove_memory')
-    removals.start()
-    resize_step(g, 'vm0', 0, base)
-    calls = removals.count()
+    calls, _ = unplug_all_counted(g, base, removals)
     assert calls <= 3, \
         f'{calls} offline_and_remove_memory() calls to unplug 16 idle ' \
         'memory blocks: free neighbours were not removed together'
@@ -60,14 +58,10 @@ def test_free_blocks_go_together(make_guest):
     resize_step(g, 'vm0', 2 * GiB, base)
     fill = Memfill(g, file_mb=320)
     fill.start()
-    moved = vmstat(g, 'pgmigrate_success')
-    takes = CallCounter(g, 'vmem_mm_take_pages')
-    takes.start()
-    resize_step(g, 'vm0', 0, base)
-    calls = takes.count()
-    moved = vmstat(g, 'pgmigrate_success') - moved
-    assert moved * 4096 >= 320 * MiB, \
-        f'{moved * 4096 >> 20} MiB migrated: the files were not in the ' \
+    calls, moved = unplug_all_counted(
+        g, base, CallCounter(g, 'vmem_mm_take_pages'))
+    assert moved >= 320 * MiB, \
+        f'{moved >> 20} MiB migrated: the files were not in the ' \
         'device\'s memory, nothing was tested'
     # Three to five busy blocks, each taken whole: a take that failed
     # would go on one sub-block (2 MiB) at a time.
@@ -81,15 +75,11 @@ def test_free_blocks_go_together(make_guest):
     blocks = sorted(g.device_blocks('vm0'))
     busy = blocks[-5]
     set_blocks_state(g, [b for b in blocks if b != busy], 'offline')
-    moved = vmstat(g, 'pgmigrate_success')
     g.check('dd if=/dev/zero of=/dev/shm/busy bs=1M count=64 2>/dev/null')
     set_blocks_state(g, [b for b in blocks if b != busy], 'online_movable')
-    removals.start()
-    resize_step(g, 'vm0', 0, base)
-    calls = removals.count()
-    moved = vmstat(g, 'pgmigrate_success') - moved
-    assert moved * 4096 >= 32 * MiB, \
-        f'{moved * 4096 >> 20} MiB migrated: memory{busy} held no file, ' \
+    calls, moved = unplug_all_counted(g, base, removals)
+    assert moved >= 32 * MiB, \
+        f'{moved >> 20} MiB migrated: memory{busy} held no file, ' \
         'nothing was tested'
     # The 4 blocks above it, 10 below, the lowest (no neighbour: plugged
     # last), the busy one after its take: 1 + 2 + 1 + 1.
@@ -99,6 +89,16 @@ def test_free_blocks_go_together(make_guest):
     g.check('rm /dev/shm/busy')
     fill.assert_intact()
     g.assert_log_clean()
+
+
+def unplug_all_counted(g, base, counter):
+    """Unplug vm0 to 0: the calls counter counted meanwhile, and the bytes
+    the kernel migrated."""
+    moved = vmstat(g, 'pgmigrate_success')
+    counter.start()
+    resize_step(g, 'vm0', 0, base)
+    calls = counter.count()
+    return calls, (vmstat(g, 'pgmigrate_success') - moved) * 4096
 
 
 def set_blocks_state(g, blocks, state):
