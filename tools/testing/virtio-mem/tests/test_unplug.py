@@ -73,9 +73,12 @@ def test_free_blocks_go_together(make_guest):
     resize_step(g, 'vm0', 2 * GiB, base)
     blocks = sorted(g.device_blocks('vm0'))
     busy = blocks[-5]
-    set_blocks_state(g, [b for b in blocks if b != busy], 'offline')
+    others = [b for b in blocks if b != busy]
+    assert g.online_blocks(others, policy='offline')[0] == 0, \
+        f'offlining the idle blocks around memory{busy} failed'
     g.check('dd if=/dev/zero of=/dev/shm/busy bs=1M count=64 2>/dev/null')
-    set_blocks_state(g, [b for b in blocks if b != busy], 'online_movable')
+    assert g.online_blocks(others)[0] == 0, \
+        'onlining the idle blocks again failed'
     calls = unplug_all_counted(g, base, removals, 32 * MiB,
                                f'memory{busy} held no file')
     # The 4 blocks above it, 10 below, the lowest (no neighbour: plugged
@@ -100,12 +103,6 @@ def unplug_all_counted(g, base, counter, must_move=0, why=''):
     assert moved >= must_move, \
         f'{moved >> 20} MiB migrated: {why}, nothing was tested'
     return calls
-
-
-def set_blocks_state(g, blocks, state):
-    """Offline or online memory blocks by hand, in one guest command."""
-    g.check(' && '.join(f'echo {state} > /sys/devices/system/memory/'
-                        f'memory{b}/state' for b in blocks), timeout=120)
 
 
 def vmstat(g, key):
