@@ -34,6 +34,8 @@
  * @memmap_stops: times plugging paused because the memmap of more memory
  *	would leave the kernel too little memory
  * @isolation_failures: online memory that could not be freed for unplug
+ * @take_retries: takes of online memory tried again after a page could not
+ *	be moved for the moment
  * @resyncs: re-synchronisations with the device after ERROR answers
  * @leaked: bytes taken from Linux for an unplug whose outcome is unknown
  *	(the answer never came): kept offline for good
@@ -47,6 +49,7 @@ struct vmem_stats {
 	unsigned long pressure_stops;
 	unsigned long memmap_stops;
 	unsigned long isolation_failures;
+	unsigned long take_retries;
 	unsigned long resyncs;
 	u64 leaked;
 };

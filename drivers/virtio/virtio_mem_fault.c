@@ -15,6 +15,9 @@
  *   fail_offline   N: the driver's own removal gets the offlining of the
  *                  N-th memory block it offlines from now on refused, as
  *                  another memory notifier might
+ *   fail_take      N: the N-th take of pages from now (one part of a
+ *                  take, see vmem_take_range()) fails with -EBUSY once
+ *                  its pages moved, as a page held for a moment makes it
  *
  * For faults while probing, module parameters (writable at runtime):
  *
@@ -150,6 +153,21 @@ bool vmem_fault_refuse_offline(struct vmem *vm)
 	return vmem_fault_count(&vm->fault.offline_fail);
 }
 
+/**
+ * vmem_fault_fail_take() - whether this take of pages fails
+ * @vm: the device; called for each part of a take that got its pages
+ *
+ * Return: true for the fail_take-th one: it gives them back and fails
+ * with -EBUSY, as when a page is held for a moment.
+ */
+bool vmem_fault_fail_take(struct vmem *vm)
+{
+	if (!vmem_fault_count(&vm->fault.take_fail))
+		return false;
+	dev_info(&vm->vdev->dev, "fault injection: a take of pages fails\n");
+	return true;
+}
+
 /* A request the device must answer with ERROR (or NACK, fully plugged). */
 static int vmem_fault_bad_request(struct vmem *vm)
 {
@@ -242,19 +260,34 @@ static int vmem_fault_hold_set(void *data, u64 val)
 DEFINE_DEBUGFS_ATTRIBUTE(vmem_fault_hold_fops, NULL, vmem_fault_hold_set,
 			 "%llu\n");
 
+/* Arms a fault for the @val-th event from now, as vmem_fault_count() counts. */
+static int vmem_fault_arm(unsigned int *nth, u64 val)
+{
+	if (val > UINT_MAX)
+		return -EINVAL;
+	spin_lock(&vmem_fault_lock);
+	*nth = val;
+	spin_unlock(&vmem_fault_lock);
+	return 0;
+}
+
 static int vmem_fault_offline_set(void *data, u64 val)
 {
 	struct vmem *vm = data;
 
-	if (val > UINT_MAX)
-		return -EINVAL;
-	spin_lock(&vmem_fault_lock);
-	vm->fault.offline_fail = val;
-	spin_unlock(&vmem_fault_lock);
-	return 0;
+	return vmem_fault_arm(&vm->fault.offline_fail, val);
 }
 DEFINE_DEBUGFS_ATTRIBUTE(vmem_fault_offline_fops, NULL,
 			 vmem_fault_offline_set, "%llu\n");
+
+static int vmem_fault_take_set(void *data, u64 val)
+{
+	struct vmem *vm = data;
+
+	return vmem_fault_arm(&vm->fault.take_fail, val);
+}
+DEFINE_DEBUGFS_ATTRIBUTE(vmem_fault_take_fops, NULL, vmem_fault_take_set,
+			 "%llu\n");
 
 /** vmem_fault_init() - create the driver's debugfs directory */
 void vmem_fault_init(void)
@@ -286,6 +319,8 @@ void vmem_fault_add(struct vmem *vm)
 				   &vmem_fault_hold_fops);
 	debugfs_create_file_unsafe("fail_offline", 0200, dir, vm,
 				   &vmem_fault_offline_fops);
+	debugfs_create_file_unsafe("fail_take", 0200, dir, vm,
+				   &vmem_fault_take_fops);
 }
 
 /**

@@ -3,8 +3,8 @@
  * virtio-mem fault injection, for testing the error paths that QEMU cannot
  * be made to take: a request the device must answer with ERROR, an answer
  * held back past request_timeout_s, a STATE request that fails, memory the
- * device plugs behind the driver's back, and an offlining the kernel
- * refuses half-way through a removal.
+ * device plugs behind the driver's back, an offlining the kernel refuses
+ * half-way through a removal, and a take of pages that fails for a moment.
  *
  * Built only with CONFIG_VIRTIO_MEM_FAULT_INJECTION (a debug option); without
  * it every hook below is an empty inline and production builds carry none of
@@ -32,6 +32,7 @@ struct dentry;
  * @hold_until: until then (jiffies), if @hold_s
  * @offline_fail: refuse the offlining of the @offline_fail-th memory block
  *	the driver's own removal offlines from now on; 0: none
+ * @take_fail: fail the @take_fail-th take of pages from now on; 0: none
  */
 struct vmem_fault {
 	struct dentry *dir;
@@ -42,6 +43,7 @@ struct vmem_fault {
 	bool holding;
 	unsigned long hold_until;
 	unsigned int offline_fail;
+	unsigned int take_fail;
 };
 
 void vmem_fault_init(void);
@@ -54,6 +56,7 @@ void vmem_fault_sent(struct vmem *vm);
 bool vmem_fault_holding(struct vmem *vm);
 void vmem_fault_release(struct vmem *vm);
 bool vmem_fault_refuse_offline(struct vmem *vm);
+bool vmem_fault_fail_take(struct vmem *vm);
 
 #else
 
@@ -101,6 +104,11 @@ static inline void vmem_fault_release(struct vmem *vm)
 }
 
 static inline bool vmem_fault_refuse_offline(struct vmem *vm)
+{
+	return false;
+}
+
+static inline bool vmem_fault_fail_take(struct vmem *vm)
 {
 	return false;
 }

@@ -19,6 +19,7 @@
  * The driver never calls into the hotplug core with hp_lock held.
  */
 #include <linux/completion.h>
+#include <linux/delay.h>
 #include <linux/gfp.h>
 #include <linux/kthread.h>
 #include <linux/memory.h>
@@ -53,6 +54,15 @@
  */
 #define VMEM_TAKE_MAX_PARTS		4
 #define VMEM_TAKE_MIN_PART_PAGES	(SZ_16M >> PAGE_SHIFT)
+
+/*
+ * alloc_contig_range() fails with -EBUSY when a page could not be moved
+ * this time, as when another CPU holds a reference to it for a moment. By
+ * then most of the range has moved, so trying again soon is cheap; a page
+ * pinned for long fails every try.
+ */
+#define VMEM_TAKE_TRIES		3
+#define VMEM_TAKE_RETRY_MS	20
 
 static LIST_HEAD(vmem_devices);
 static DEFINE_MUTEX(vmem_devices_lock);
@@ -199,16 +209,25 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
 /* One part of a take, run by an unbound worker. */
 struct vmem_take_part {
 	struct work_struct work;
+	struct vmem *vm;
 	unsigned long start;
 	unsigned long end;
 	int rc;
+	bool queued;
 };
 
 /* Isolate [start, end), migrate what is in use, and own every page. */
-static int vmem_take_pfns(unsigned long start, unsigned long end)
+static int vmem_take_pfns(struct vmem *vm, unsigned long start,
+			  unsigned long end)
 {
-	return alloc_contig_range(start, end, MIGRATE_MOVABLE,
-				  GFP_KERNEL | __GFP_NOWARN);
+	int rc = alloc_contig_range(start, end, MIGRATE_MOVABLE,
+				    GFP_KERNEL | __GFP_NOWARN);
+
+	if (!rc && vmem_fault_fail_take(vm)) {
+		free_contig_range(start, end - start);
+		rc = -EBUSY;
+	}
+	return rc;
 }
 
 static void vmem_take_part_fn(struct work_struct *work)
@@ -216,43 +235,75 @@ static void vmem_take_part_fn(struct work_struct *work)
 	struct vmem_take_part *part = container_of(work, struct vmem_take_part,
 						   work);
 
-	part->rc = vmem_take_pfns(part->start, part->end);
+	part->rc = vmem_take_pfns(part->vm, part->start, part->end);
+}
+
+/*
+ * Take the parts that have no pages yet (rc set) at the same time: each in
+ * an unbound worker, this thread asleep meanwhile, so that the scheduler
+ * spreads them over idle CPUs, this one included. A lone part runs here.
+ */
+static void vmem_take_parts(struct vmem_take_part *parts, unsigned int n)
+{
+	unsigned int i, left = 0;
+
+	for (i = 0; i < n; i++)
+		left += parts[i].rc != 0;
+	for (i = 0; i < n; i++) {
+		parts[i].queued = parts[i].rc && left > 1;
+		if (parts[i].queued) {
+			INIT_WORK_ONSTACK(&parts[i].work, vmem_take_part_fn);
+			queue_work(system_unbound_wq, &parts[i].work);
+		} else if (parts[i].rc) {
+			parts[i].rc = vmem_take_pfns(parts[i].vm, parts[i].start,
+						     parts[i].end);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (parts[i].queued) {
+			flush_work(&parts[i].work);
+			destroy_work_on_stack(&parts[i].work);
+		}
+	}
 }
 
 /*
  * alloc_contig_range() of [pfn, pfn + nr) in parts (vmem_split_take()) that
  * the online CPUs take at the same time: migration, most of the time a
  * busy block takes, goes that much faster. Twice as many parts as CPUs
- * let the scheduler even out a CPU the host slows down. All or nothing:
- * if one part fails, the others go back.
+ * let the scheduler even out a CPU the host slows down. A part that fails
+ * with -EBUSY is tried again (VMEM_TAKE_TRIES). All or nothing: if a part
+ * still fails, the others go back.
  */
-static int vmem_take_range(unsigned long pfn, unsigned long nr)
+static int vmem_take_range(struct vmem *vm, unsigned long pfn,
+			   unsigned long nr)
 {
 	struct vmem_take_part parts[VMEM_TAKE_MAX_PARTS];
 	unsigned long ends[VMEM_TAKE_MAX_PARTS];
-	unsigned int i, n, cpus = num_online_cpus();
-	int rc = 0;
+	unsigned int i, n, tries = 0, cpus = num_online_cpus();
+	int rc;
 
 	n = vmem_split_take(pfn, nr, MAX_ORDER_NR_PAGES,
 			    VMEM_TAKE_MIN_PART_PAGES, cpus > 1 ?
 			    min_t(unsigned int, 2 * cpus, VMEM_TAKE_MAX_PARTS) :
 			    1, ends);
-	if (n == 1)
-		return vmem_take_pfns(pfn, pfn + nr);
-	/*
-	 * Every part in an unbound worker, this thread asleep meanwhile: the
-	 * scheduler spreads them over idle CPUs, this one included.
-	 */
 	for (i = 0; i < n; i++) {
+		parts[i].vm = vm;
 		parts[i].start = i ? ends[i - 1] : pfn;
 		parts[i].end = ends[i];
-		INIT_WORK_ONSTACK(&parts[i].work, vmem_take_part_fn);
-		queue_work(system_unbound_wq, &parts[i].work);
+		parts[i].rc = -EBUSY;	/* no pages yet */
 	}
-	for (i = 0; i < n; i++) {
-		flush_work(&parts[i].work);
-		destroy_work_on_stack(&parts[i].work);
-		rc = rc ?: parts[i].rc;
+	for (;;) {
+		vmem_take_parts(parts, n);
+		/* Another error than -EBUSY wins: trying again will not help. */
+		rc = 0;
+		for (i = 0; i < n; i++)
+			if (parts[i].rc && (!rc || rc == -EBUSY))
+				rc = parts[i].rc;
+		if (rc != -EBUSY || ++tries == VMEM_TAKE_TRIES)
+			break;
+		vm->stats.take_retries++;
+		msleep(VMEM_TAKE_RETRY_MS);
 	}
 	if (rc) {
 		for (i = 0; i < n; i++)
@@ -269,8 +320,9 @@ static int vmem_take_range(unsigned long pfn, unsigned long nr)
  * @first_sb: first sub-block
  * @nr: number of sub-blocks
  *
- * Isolates the range and migrates what is in use elsewhere. Fails rather
- * than waits when some page cannot be moved. On success the caller owns
+ * Isolates the range and migrates what is in use elsewhere. Tries again
+ * a few times when some page could not be moved, then fails rather than
+ * waits. On success the caller owns
  * every page, already marked PageOffline so that nobody reads it once the
  * device discards it. It then either unplugs them and calls
  * vmem_mm_retire_pages(), or gives them back with vmem_mm_return_pages().
@@ -286,7 +338,7 @@ int vmem_mm_take_pages(struct vmem *vm, unsigned long first_sb,
 	unsigned long pfn = vmem_sb_pfn(vm, first_sb);
 	unsigned long nr_pages = nr * vmem_sb_pages(vm);
 
-	if (vmem_take_range(pfn, nr_pages)) {
+	if (vmem_take_range(vm, pfn, nr_pages)) {
 		vm->stats.isolation_failures++;
 		return -ENOMEM;
 	}

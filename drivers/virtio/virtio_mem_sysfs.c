@@ -196,6 +196,7 @@ VMEM_ATTR(answers_error, "%lu", READ_ONCE(vm->stats.errors));
 VMEM_ATTR(add_failures, "%lu", READ_ONCE(vm->stats.add_failures));
 VMEM_ATTR(isolation_failures, "%lu",
 	  READ_ONCE(vm->stats.isolation_failures));
+VMEM_ATTR(take_retries, "%lu", READ_ONCE(vm->stats.take_retries));
 VMEM_ATTR(pressure_stops, "%lu", READ_ONCE(vm->stats.pressure_stops));
 VMEM_ATTR(resyncs, "%lu", READ_ONCE(vm->stats.resyncs));
 VMEM_ATTR(memmap_stops, "%lu", READ_ONCE(vm->stats.memmap_stops));
@@ -263,6 +264,7 @@ static struct attribute *vmem_attrs[] = {
 	&dev_attr_answers_error.attr,
 	&dev_attr_add_failures.attr,
 	&dev_attr_isolation_failures.attr,
+	&dev_attr_take_retries.attr,
 	&dev_attr_pressure_stops.attr,
 	&dev_attr_resyncs.attr,
 	&dev_attr_memmap_stops.attr,

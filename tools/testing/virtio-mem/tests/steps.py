@@ -295,6 +295,13 @@ def assert_guest_alive(guest):
         f'guest command failed rc={rc}: {out}'
 
 
+def fault_knob(guest, dev, name):
+    """Path of the debugfs knob name of device dev, in a guest running the
+    fault-injection build of our module ('ours-fi')."""
+    virtio = guest.vmem_attr(dev, 'virtio')
+    return f'/sys/kernel/debug/virtio_mem/{virtio}/{name}'
+
+
 def log_count(guest, pattern, since=0):
     """Number of console log lines matching the regex pattern."""
     return sum(1 for ln in guest.console_log()[since:].splitlines()

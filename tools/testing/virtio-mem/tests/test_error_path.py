@@ -22,8 +22,8 @@ All in one guest: two devices, vm0 (8G) and vm1 (256M, fully requested).
 
 import re
 
-from steps import (assert_steady, check_sizes, plug_order, plug_step,
-                   resize_step, wait_equal)
+from steps import (assert_steady, check_sizes, fault_knob, plug_order,
+                   plug_step, resize_step, wait_equal)
 from vmtest import GiB, MiB, MemDevice
 
 # q35 with 1 GiB of boot memory puts the device-memory area, and so the
@@ -35,11 +35,6 @@ PARAMS = '/sys/module/virtio_mem/parameters'
 TRACEFS = '/sys/kernel/tracing'
 # A retry delay long enough to watch a failure stay unretried.
 LONG_BACKOFF_MS = 60000
-
-
-def knob(g, dev, name):
-    virtio = g.vmem_attr(dev, 'virtio')
-    return f'/sys/kernel/debug/virtio_mem/{virtio}/{name}'
 
 
 def stat(g, dev, name):
@@ -67,7 +62,7 @@ def test_error_nack_and_add_failure(make_guest):
 
     # ERROR, then a resync that finds nothing to repair.
     mark = g.log_mark()
-    g.check(f'echo 1 > {knob(g, "vm0", "inject_error")}')
+    g.check(f'echo 1 > {fault_knob(g, "vm0", "inject_error")}')
     g.wait_until(lambda: g.console_log()[mark:],
                  cond=lambda log: 'resync: device state matches ours' in log,
                  timeout=30, what='the resync after the ERROR answer')
@@ -83,7 +78,7 @@ def test_error_nack_and_add_failure(make_guest):
 
     # NACK: a PLUG beyond vm1's request. Counted, and nothing else moves.
     assert stat(g, 'vm1', 'answers_nack') == 0
-    g.check(f'echo 1 > {knob(g, "vm1", "inject_error")}')
+    g.check(f'echo 1 > {fault_knob(g, "vm1", "inject_error")}')
     wait_equal(g, lambda: stat(g, 'vm1', 'answers_nack'), 1,
                'vm1 answers_nack')
     attrs = g.vmem_sysfs('vm1')
@@ -152,7 +147,7 @@ def test_resync_repairs_what_the_device_did_alone(make_guest):
         g.check(f'echo > {TRACEFS}/trace')
         mark = g.log_mark()
         # Plugged by the work as it starts on the next request.
-        g.check(f'echo 1 > {knob(g, dev, "inject_stray")}')
+        g.check(f'echo 1 > {fault_knob(g, dev, "inject_stray")}')
         plug_step(g, dev, size + 4 * MiB, base)
         log = g.wait_until(lambda: g.console_log()[mark:],
                            cond=lambda lg: 'resync: 1 units were plugged '

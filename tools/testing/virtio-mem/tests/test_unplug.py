@@ -13,8 +13,8 @@ import time
 import pytest
 
 from steps import (CallCounter, Memfill, assert_guest_alive, assert_no_oom,
-                   check_sizes, driver_stop, log_count, resize_step,
-                   seeded_random, wait_stopped)
+                   check_sizes, driver_stop, fault_knob, log_count,
+                   resize_step, seeded_random, wait_stopped)
 from vmtest import GiB, MiB, MemDevice, fmt_size
 
 
@@ -66,7 +66,7 @@ def test_free_blocks_go_together(make_guest):
     # would go on one sub-block (2 MiB) at a time.
     assert calls <= 8, \
         f'pages taken {calls} times for 320 MiB of files: whole-block ' \
-        'takes failed'
+        f'takes failed: {g.vmem_sysfs("vm0")}'
 
     # One busy block with free ones on both sides: the free ones still go
     # in runs around it, the busy one is left out of them.
@@ -87,6 +87,40 @@ def test_free_blocks_go_together(make_guest):
         f'{calls} offline_and_remove_memory() calls for 16 blocks, one ' \
         'of them busy: the free ones next to it went one by one'
     g.check('rm /dev/shm/busy')
+    fill.assert_intact()
+    g.assert_log_clean()
+
+
+def test_take_that_fails_once_is_retried(make_guest):
+    """A take of a busy block's pages that fails for a moment, as when
+    another CPU holds one of its pages (the fault-injection build's
+    fail_take makes the first one fail once its pages moved), is tried
+    again: the block is still taken whole, not one sub-block (2 MiB) at a
+    time, and sysfs counts a retry, not memory that could not be freed."""
+    g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours-fi',
+                   online='online_movable')
+    base = g.memtotal()
+    resize_step(g, 'vm0', 1 * GiB, base)
+    fill = Memfill(g, file_mb=128)
+    fill.start()
+    mark = g.log_mark()
+    g.check(f'echo 1 > {fault_knob(g, "vm0", "fail_take")}')
+    calls = unplug_all_counted(g, base,
+                               CallCounter(g, 'vmem_mm_take_pages'),
+                               128 * MiB, 'the files were not in the '
+                               'device\'s memory')
+    assert log_count(g, 'fault injection: a take of pages fails', mark) \
+        == 1, 'the armed take failure did not happen: nothing was tested'
+    # One to three busy blocks, each taken whole.
+    assert calls <= 4, \
+        f'pages taken {calls} times for 128 MiB of files: a take that ' \
+        'failed once went on one sub-block at a time'
+    attrs = g.vmem_sysfs('vm0')
+    # A page held for real may add a retry of its own.
+    assert attrs['take_retries'] >= 1 and \
+        attrs['isolation_failures'] == 0, \
+        'one take failed once: it should count a retry and no memory ' \
+        f'that could not be freed: {attrs}'
     fill.assert_intact()
     g.assert_log_clean()
 
