@@ -56,10 +56,11 @@
 #define VMEM_TAKE_MIN_PART_PAGES	(SZ_16M >> PAGE_SHIFT)
 
 /*
- * alloc_contig_range() fails with -EBUSY when a page could not be moved
- * this time, as when another CPU holds a reference to it for a moment. By
- * then most of the range has moved, so trying again soon is cheap; a page
- * pinned for long fails every try.
+ * alloc_contig_range() fails with -EBUSY when a page is not free when it
+ * checks: one that cannot move, or, now and then on 6.12, one whose
+ * migration went well but whose last reference goes a moment later. By
+ * then the rest of the range has moved, so trying again soon is cheap; a
+ * page pinned for long fails every try.
  */
 #define VMEM_TAKE_TRIES		3
 #define VMEM_TAKE_RETRY_MS	20
