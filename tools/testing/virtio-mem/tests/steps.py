@@ -153,12 +153,17 @@ def wait_stopped(guest, dev, timeout=PLUG_TIMEOUT, quiet=3.0):
     counter = STOP_COUNTERS.get(why)
     if why != 'none' and counter and counter in a:
         n = a[counter]
-        # The next look fails again (the counter moves) or gets further
-        # (the size moves, and the counter need not).
-        _, now = guest.wait_until(
-            lambda: (guest.vmem_attr(dev, counter), guest.plugged_size(dev)),
-            cond=lambda v: v[0] > n or v[1] != size, timeout=timeout,
-            interval=0.1, what=f'{dev}: one more look ({counter}, size)')
+        # The next look fails again (the counter moves) and is over (the
+        # work no longer runs: a look counts its first failure and goes
+        # on with other memory), or gets further (the size moves, and the
+        # counter need not). Read in that order, so that the size is not
+        # older than the end of the look.
+        *_, now = guest.wait_until(
+            lambda: (guest.vmem_attr(dev, 'work'),
+                     guest.vmem_attr(dev, counter), guest.plugged_size(dev)),
+            cond=lambda v: (v[0] != 'running' and v[1] > n) or v[2] != size,
+            timeout=timeout, interval=0.1,
+            what=f'{dev}: one more look (work, {counter}, size)')
         if now != size:
             return wait_stopped(guest, dev, timeout, quiet)
     return size, why
