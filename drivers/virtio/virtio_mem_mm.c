@@ -60,7 +60,9 @@
  * checks: one that cannot move, or, now and then on 6.12, one whose
  * migration went well but whose last reference goes a moment later. By
  * then the rest of the range has moved, so trying again soon is cheap; a
- * page pinned for long fails every try.
+ * page pinned for long fails every try. Only in ZONE_MOVABLE: elsewhere
+ * the page is most often an unmovable allocation, which no retry frees,
+ * and a look over blocks full of them would sleep for each.
  */
 #define VMEM_TAKE_TRIES		3
 #define VMEM_TAKE_RETRY_MS	20
@@ -272,9 +274,9 @@ static void vmem_take_parts(struct vmem_take_part *parts, unsigned int n)
  * alloc_contig_range() of [pfn, pfn + nr) in parts (vmem_split_take()) that
  * the online CPUs take at the same time: migration, most of the time a
  * busy block takes, goes that much faster. Twice as many parts as CPUs
- * let the scheduler even out a CPU the host slows down. A part that fails
- * with -EBUSY is tried again (VMEM_TAKE_TRIES). All or nothing: if a part
- * still fails, the others go back.
+ * let the scheduler even out a CPU the host slows down. A part of
+ * ZONE_MOVABLE that fails with -EBUSY is tried again (VMEM_TAKE_TRIES).
+ * All or nothing: if a part still fails, the others go back.
  */
 static int vmem_take_range(struct vmem *vm, unsigned long pfn,
 			   unsigned long nr)
@@ -282,6 +284,9 @@ static int vmem_take_range(struct vmem *vm, unsigned long pfn,
 	struct vmem_take_part parts[VMEM_TAKE_MAX_PARTS];
 	unsigned long ends[VMEM_TAKE_MAX_PARTS];
 	unsigned int i, n, tries = 0, cpus = num_online_cpus();
+	struct page *page = pfn_to_online_page(pfn);
+	unsigned int max_tries = page && page_zonenum(page) == ZONE_MOVABLE ?
+				 VMEM_TAKE_TRIES : 1;
 	int rc;
 
 	n = vmem_split_take(pfn, nr, MAX_ORDER_NR_PAGES,
@@ -301,7 +306,7 @@ static int vmem_take_range(struct vmem *vm, unsigned long pfn,
 		for (i = 0; i < n; i++)
 			if (parts[i].rc && (!rc || rc == -EBUSY))
 				rc = parts[i].rc;
-		if (rc != -EBUSY || ++tries == VMEM_TAKE_TRIES)
+		if (rc != -EBUSY || ++tries == max_tries)
 			break;
 		vm->stats.take_retries++;
 		msleep(VMEM_TAKE_RETRY_MS);

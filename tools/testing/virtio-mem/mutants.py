@@ -348,7 +348,7 @@ MUTANTS = [
     Mutant('take-not-retried',
            'give up on a take of pages at its first -EBUSY',
            'virtio_mem_mm.c',
-           '\t\tif (rc != -EBUSY || ++tries == VMEM_TAKE_TRIES)\n',
+           '\t\tif (rc != -EBUSY || ++tries == max_tries)\n',
            '\t\tif (rc != -EBUSY || ++tries)\n',
            [T + 'test_unplug.py::test_take_that_fails_once_is_retried'],
            r'a take that failed once went on one sub-block at a time'),
