@@ -156,14 +156,18 @@ def wait_stopped(guest, dev, timeout=PLUG_TIMEOUT, quiet=3.0):
         # The next look fails again (the counter moves) and is over (the
         # work no longer runs: a look counts its first failure and goes
         # on with other memory), or gets further (the size moves, and the
-        # counter need not). Read in that order, so that the size is not
-        # older than the end of the look.
+        # counter need not). vmem_sysfs() reads the files in name order,
+        # the counter before the work: a work not running after the
+        # counter moved means that look is over. The size, read last, is
+        # not older than its end.
+        def look():
+            a = guest.vmem_sysfs(dev)
+            return a[counter], a['work'], guest.plugged_size(dev)
+
         *_, now = guest.wait_until(
-            lambda: (guest.vmem_attr(dev, 'work'),
-                     guest.vmem_attr(dev, counter), guest.plugged_size(dev)),
-            cond=lambda v: (v[0] != 'running' and v[1] > n) or v[2] != size,
-            timeout=timeout, interval=0.1,
-            what=f'{dev}: one more look (work, {counter}, size)')
+            look, cond=lambda v: (v[0] > n and v[1] != 'running') or
+            v[2] != size, timeout=timeout, interval=0.1,
+            what=f'{dev}: one more look ({counter}, work, size)')
         if now != size:
             return wait_stopped(guest, dev, timeout, quiet)
     return size, why
