@@ -34,8 +34,8 @@
  * @memmap_stops: times plugging paused because the memmap of more memory
  *	would leave the kernel too little memory
  * @isolation_failures: online memory that could not be freed for unplug
- * @take_retries: takes of online memory tried again after a page could not
- *	be moved for the moment
+ * @take_retries: takes of online memory tried again because a page was not
+ *	free yet
  * @resyncs: re-synchronisations with the device after ERROR answers
  * @leaked: bytes taken from Linux for an unplug whose outcome is unknown
  *	(the answer never came): kept offline for good

@@ -17,7 +17,7 @@
  *                  another memory notifier might
  *   fail_take      N: the N-th take of pages from now (one part of a
  *                  take, see vmem_take_range()) fails with -EBUSY once
- *                  its pages moved, as a page held for a moment makes it
+ *                  its pages moved, as a page not free yet makes it
  *
  * For faults while probing, module parameters (writable at runtime):
  *
@@ -158,7 +158,7 @@ bool vmem_fault_refuse_offline(struct vmem *vm)
  * @vm: the device; called for each part of a take that got its pages
  *
  * Return: true for the fail_take-th one: it gives them back and fails
- * with -EBUSY, as when a page is held for a moment.
+ * with -EBUSY, as when a page is not free yet.
  */
 bool vmem_fault_fail_take(struct vmem *vm)
 {

@@ -93,9 +93,9 @@ def test_free_blocks_go_together(make_guest):
 
 def test_take_that_fails_once_is_retried(make_guest):
     """A take of a busy block's pages that fails for a moment, as when
-    another CPU holds one of its pages (the fault-injection build's
-    fail_take makes the first one fail once its pages moved), is tried
-    again: the block is still taken whole, not one sub-block (2 MiB) at a
+    one of its pages is not free yet when the kernel checks (seen on 6.12;
+    the fault-injection build's fail_take makes the first one fail once
+    its pages moved), is tried again: the block is still taken whole, not one sub-block (2 MiB) at a
     time, and sysfs counts a retry, not memory that could not be freed."""
     g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours-fi',
                    online='online_movable')
