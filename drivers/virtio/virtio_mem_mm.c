@@ -209,6 +209,14 @@ void vmem_mm_online_pages(struct vmem *vm, unsigned long first_sb,
 	vmem_pages_to_buddy(pfn, nr_pages);
 }
 
+/* Whether @pfn is online, in ZONE_MOVABLE (as all its memory block is). */
+static bool vmem_pfn_movable(unsigned long pfn)
+{
+	struct page *page = pfn_to_online_page(pfn);
+
+	return page && page_zonenum(page) == ZONE_MOVABLE;
+}
+
 /* One part of a take, run by an unbound worker. */
 struct vmem_take_part {
 	struct work_struct work;
@@ -284,9 +292,7 @@ static int vmem_take_range(struct vmem *vm, unsigned long pfn,
 	struct vmem_take_part parts[VMEM_TAKE_MAX_PARTS];
 	unsigned long ends[VMEM_TAKE_MAX_PARTS];
 	unsigned int i, n, tries = 0, cpus = num_online_cpus();
-	struct page *page = pfn_to_online_page(pfn);
-	unsigned int max_tries = page && page_zonenum(page) == ZONE_MOVABLE ?
-				 VMEM_TAKE_TRIES : 1;
+	unsigned int max_tries = vmem_pfn_movable(pfn) ? VMEM_TAKE_TRIES : 1;
 	int rc;
 
 	n = vmem_split_take(pfn, nr, MAX_ORDER_NR_PAGES,
@@ -326,12 +332,12 @@ static int vmem_take_range(struct vmem *vm, unsigned long pfn,
  * @first_sb: first sub-block
  * @nr: number of sub-blocks
  *
- * Isolates the range and migrates what is in use elsewhere. Tries again
- * a few times when some page could not be moved, then fails rather than
- * waits. On success the caller owns
- * every page, already marked PageOffline so that nobody reads it once the
- * device discards it. It then either unplugs them and calls
- * vmem_mm_retire_pages(), or gives them back with vmem_mm_return_pages().
+ * Isolates the range and migrates what is in use elsewhere. In ZONE_MOVABLE
+ * tries again a few times when some page was not free yet, then fails
+ * rather than waits. On success the caller owns every page, already marked
+ * PageOffline so that nobody reads it once the device discards it. It
+ * then either unplugs them and calls vmem_mm_retire_pages(), or gives them
+ * back with vmem_mm_return_pages().
  *
  * The caller checked the headroom (vmem_mm_headroom_ok()) first, once for
  * all it is about to take.
@@ -514,9 +520,7 @@ bool vmem_mm_sb_all_offline(struct vmem *vm, unsigned long sb)
  */
 bool vmem_mm_mb_movable(struct vmem *vm, unsigned long mb)
 {
-	struct page *page = pfn_to_online_page(PHYS_PFN(vmem_mb_addr(vm, mb)));
-
-	return page && page_zonenum(page) == ZONE_MOVABLE;
+	return vmem_pfn_movable(PHYS_PFN(vmem_mb_addr(vm, mb)));
 }
 
 /**
