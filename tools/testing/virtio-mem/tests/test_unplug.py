@@ -95,8 +95,9 @@ def test_take_that_fails_once_is_retried(make_guest):
     """A take of a busy block's pages that fails for a moment, as when
     one of its pages is not free yet when the kernel checks (seen on 6.12;
     the fault-injection build's fail_take makes the first one fail once
-    its pages moved), is tried again: the block is still taken whole, not one sub-block (2 MiB) at a
-    time, and sysfs counts a retry, not memory that could not be freed."""
+    its pages moved), is tried again: the block is still taken whole, not
+    one sub-block (2 MiB) at a time, and sysfs counts a retry, not memory
+    that could not be freed."""
     g = make_guest(devices=[MemDevice('vm0', size='8G')], module='ours-fi',
                    online='online_movable')
     base = g.memtotal()
@@ -116,7 +117,7 @@ def test_take_that_fails_once_is_retried(make_guest):
         f'pages taken {calls} times for 128 MiB of files: a take that ' \
         'failed once went on one sub-block at a time'
     attrs = g.vmem_sysfs('vm0')
-    # A page held for real may add a retry of its own.
+    # A page not free yet for real may add a retry of its own.
     assert attrs['take_retries'] >= 1 and \
         attrs['isolation_failures'] == 0, \
         'one take failed once: it should count a retry and no memory ' \
